@@ -1,0 +1,31 @@
+# The two commands that matter: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup venv knowledge run test test-fast bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+knowledge: setup
+	$(PY) -m bot.build
+
+run: setup
+	bash scripts/run.sh
+
+test: setup
+	bash scripts/test.sh
+
+bench: setup
+	$(PY) bench/search_bench.py
+
+lint: setup
+	$(PY) -m bot.build --check
+
+clean:
+	rm -rf $(VENV) var build models

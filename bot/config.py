@@ -1,0 +1,42 @@
+"""All settings, read from the environment in this one module.
+
+Every setting has a default that runs on a single machine with nothing else
+installed: SQLite files under var/, Rasa and the action server on localhost.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    knowledge_dir: Path = field(default_factory=lambda: Path(_env("KNOWLEDGE_DIR", str(ROOT / "knowledge"))))
+    var_dir: Path = field(default_factory=lambda: Path(_env("VAR_DIR", str(ROOT / "var"))))
+    # SQLAlchemy URL of the review store (unanswered questions, feedback).
+    review_db_url: str = field(default_factory=lambda: _env("REVIEW_DB_URL", ""))
+    rasa_url: str = field(default_factory=lambda: _env("RASA_URL", "http://127.0.0.1:5005"))
+    action_server_url: str = field(default_factory=lambda: _env("ACTION_SERVER_URL", "http://127.0.0.1:5055"))
+    hotline: str = field(default_factory=lambda: _env("HOTLINE", "12345"))
+    hotline_name: str = field(default_factory=lambda: _env("HOTLINE_NAME", "政务服务便民热线"))
+    web_host: str = field(default_factory=lambda: _env("WEB_HOST", "127.0.0.1"))
+    web_port: int = field(default_factory=lambda: int(_env("WEB_PORT", "8000")))
+    max_message_chars: int = field(default_factory=lambda: int(_env("MAX_MESSAGE_CHARS", "500")))
+    max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", "65536")))
+
+    def review_url(self) -> str:
+        if self.review_db_url:
+            return self.review_db_url
+        return f"sqlite:///{self.var_dir / 'review.db'}"
+
+
+def load_settings() -> Settings:
+    return Settings()
