@@ -139,3 +139,11 @@ def test_follow_up_to_missing_answer_fails(kb_copy):
     with pytest.raises(KnowledgeError) as err:
         load_knowledge(kb_copy)
     assert "answers.yml" in str(err.value) and "nope" in str(err.value)
+
+
+def test_readme_documents_every_fact_and_benefit(kb):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in kb.input_facts():
+        assert f"`{name}`" in readme, f"README does not document fact {name}"
+    for bid in kb.benefits:
+        assert f"`{bid}`" in readme, f"README does not document benefit {bid}"
