@@ -60,3 +60,19 @@ def normalize(text: str, max_chars: int = MAX_INPUT_CHARS) -> str:
     text = _REPEAT_PUNCT.sub(r"\1", text)
     text = _SPACES.sub(" ", text).strip()
     return text[:max_chars]
+
+
+def normalize_keep_offsets(text: str) -> str:
+    """Like normalize(), but one character in gives one character out.
+
+    Used inside the NLU pipeline, where entity offsets must stay valid.
+    """
+    out = []
+    for ch in text:
+        if _EMOJI.match(ch) or _CONTROL.match(ch):
+            out.append(" ")
+            continue
+        n = unicodedata.normalize("NFKC", ch)
+        out.append(n if len(n) == 1 else ch)
+    simplified = to_simplified("".join(out))
+    return simplified if len(simplified) == len(text) else "".join(out)

@@ -1,0 +1,1 @@
+"""Rasa-side extensions: the input normaliser component and the safe REST channel."""

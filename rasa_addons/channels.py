@@ -1,0 +1,87 @@
+"""The REST channel, hardened for citizens.
+
+Same URL and payload as Rasa's `rest` channel (/webhooks/rest/webhook), plus:
+- a message starting with "/" is text, never an intent or a command;
+- ID-card and phone numbers are masked before Rasa (and its tracker store) sees them;
+- empty or over-long messages get a clear answer without reaching the model;
+- if no reply comes within the deadline, or the action server failed and
+  nothing was said, the citizen gets an apology and the hotline, never silence.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.config import load_settings
+from bot.text import mask_personal_data
+
+log = logging.getLogger(__name__)
+
+REPLY_DEADLINE_S = 4.5
+
+
+def apology(settings=None) -> Text:
+    s = settings or load_settings()
+    return (f"抱歉，系统暂时繁忙，没能及时回答您的问题。您可以稍后再试，"
+            f"或拨打{s.hotline}（{s.hotline_name}）咨询。")
+
+
+def sanitise(text: Text) -> Text:
+    text = mask_personal_data(text)
+    stripped = text.lstrip()
+    if stripped.startswith("/"):
+        # Full-width slash: read as text by NLU, never as "/intent" or "/restart".
+        text = "／" + stripped[1:]
+    return text
+
+
+class SafeRestInput(InputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint("safe_rest_webhook", __name__)
+        settings = load_settings()
+
+        @hook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            body = request.json if isinstance(request.json, dict) else {}
+            sender = body.get("sender")
+            text = body.get("message")
+            if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
+                return response.json({"error": "sender 必须是非空字符串（最多128个字符） / sender must be a string"},
+                                     status=400)
+            if not isinstance(text, str) or not text.strip():
+                return response.json([{"recipient_id": sender, "text": "请输入您想咨询的问题。"}])
+            if len(text) > settings.max_message_chars:
+                return response.json([{"recipient_id": sender,
+                                       "text": f"消息太长了（最多{settings.max_message_chars}个字），请精简后再发送。"}])
+            metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
+            collector = CollectingOutputChannel()
+            message = UserMessage(sanitise(text), collector, sender, input_channel=self.name(), metadata=metadata)
+            task = asyncio.ensure_future(on_new_message(message))
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=REPLY_DEADLINE_S)
+            except asyncio.TimeoutError:
+                log.warning("no reply within %.1fs for one message; sent the apology", REPLY_DEADLINE_S)
+                return response.json(collector.messages + [{"recipient_id": sender, "text": apology(settings)}])
+            except Exception:  # noqa: BLE001 - a citizen must get an answer whatever failed
+                log.exception("message handling failed")
+                return response.json([{"recipient_id": sender, "text": apology(settings)}])
+            messages: List[Dict[Text, Any]] = collector.messages
+            if not messages:
+                messages = [{"recipient_id": sender, "text": apology(settings)}]
+            return response.json(messages)
+
+        return hook
