@@ -59,7 +59,10 @@ def department_reply(kb: Knowledge, index: SearchIndex, text: str, department: s
         named = index.departments_in(text)
         name = named[0] if named else None
     found = index.search(text, limit=1)["answers"]
-    topic_named = bool(found) and strong(found[0])
+    dept_terms = {t for d in kb.departments.values() for t in (d.name, *d.aliases)}
+    topic_words = [m for m in found[0].matched if m not in dept_terms and not DEPARTMENT_CUE.search(m)
+                   and m not in ("负责", "部门", "管理")] if found else []
+    topic_named = bool(found) and strong(found[0]) and bool(topic_words)
     if name and not topic_named:
         return render_department_duties(kb, name)
     if topic_named:

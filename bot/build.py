@@ -20,6 +20,7 @@ from pathlib import Path
 from .config import ROOT
 from .knowledge import Knowledge, load_knowledge
 from .lexicon import user_words
+from .text import normalize_keep_offsets
 
 ENTITY_SPAN = re.compile(r"\[([^\]]+)\](?:\{|\()")
 
@@ -36,10 +37,60 @@ def entity_surface_forms(nlu_dir: Path) -> list[str]:
     return list(forms)
 
 
+ANNOTATION = re.compile(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))")
+
+
+def annotated_examples(nlu_dir: Path) -> list[tuple[str, list[tuple[int, int]]]]:
+    """(plain text, entity spans) of every example that carries an entity."""
+    out = []
+    for path in sorted(nlu_dir.glob("*.yml")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if not line.startswith("- ") or "[" not in line:
+                continue
+            text, spans, pos = "", [], 0
+            body = line[2:]
+            for m in ANNOTATION.finditer(body):
+                text += body[pos:m.start()]
+                spans.append((len(text), len(text) + len(m.group(1))))
+                text += m.group(1)
+                pos = m.end()
+            text += body[pos:]
+            if spans:
+                out.append((normalize_keep_offsets(text), spans))
+    return out
+
+
 def jieba_dictionary(kb: Knowledge, nlu_dir: Path) -> str:
+    """Policy terms at high frequency; words that would cut across an entity
+    annotation removed (frequency 0), so every entity span is whole tokens."""
+    import jieba
+
     words = list(dict.fromkeys(user_words(kb) + entity_surface_forms(nlu_dir)))
     words = [w for w in words if 1 <= len(w) <= 20 and not re.search(r"\s", w)]
-    return "".join(f"{w} 20000 n\n" for w in words)
+    examples = annotated_examples(nlu_dir)
+    demoted: dict[str, None] = {}
+    for _ in range(5):
+        tok = jieba.Tokenizer()
+        tok.initialize()
+        for w in words:
+            if w not in demoted:
+                tok.add_word(w, 20000)
+        for w in demoted:
+            tok.add_word(w, 0)
+        crossing = set()
+        for text, spans in examples:
+            for word, start, end in tok.tokenize(text):
+                for s, e in spans:
+                    if start < s < end or start < e < end:
+                        crossing.add(word)
+        crossing -= set(demoted)
+        if not crossing:
+            break
+        demoted.update(dict.fromkeys(sorted(crossing)))
+    lines = [f"{w} 20000 n\n" for w in words if w not in demoted]
+    lines += [f"{w} 0\n" for w in demoted]
+    return "".join(lines)
 
 
 def topic_rules(kb: Knowledge) -> str:

@@ -194,6 +194,11 @@ class SearchIndex:
         return by_pinyin
 
 
-@lru_cache(maxsize=2)
+_indexes: dict[int, SearchIndex] = {}
+
+
 def get_index(kb: Knowledge) -> SearchIndex:
-    return SearchIndex(kb)
+    """One index per loaded knowledge base (building one takes about a second)."""
+    if id(kb) not in _indexes:
+        _indexes[id(kb)] = SearchIndex(kb)
+    return _indexes[id(kb)]

@@ -1,0 +1,95 @@
+"""The Rasa project stays in step with knowledge/: every answer reachable,
+every fact a slot with a question, generated files up to date."""
+import re
+from pathlib import Path
+
+import yaml
+
+from bot import build
+from bot.config import ROOT
+
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+INTENT_LINE = re.compile(r"^- intent: (\S+)", re.M)
+
+
+def training_intents(folder: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for path in folder.glob("*.yml"):
+        for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
+            if "intent" in block:
+                n = sum(1 for ln in block["examples"].splitlines() if ln.strip().startswith("- "))
+                counts[block["intent"]] = counts.get(block["intent"], 0) + n
+    return counts
+
+
+def test_every_answer_has_an_intent_with_training_and_heldout_data(kb):
+    train = training_intents(ROOT / "data" / "nlu")
+    heldout = training_intents(ROOT / "tests" / "nlu")
+    for aid in kb.answers:
+        intent = f"ask_{aid}"
+        assert intent in DOMAIN["intents"], intent
+        assert train.get(intent, 0) >= 30, f"{intent} has {train.get(intent, 0)} training examples"
+        assert heldout.get(intent, 0) >= 5, f"{intent} has no held-out examples"
+
+
+def test_every_intent_has_at_least_30_examples():
+    train = training_intents(ROOT / "data" / "nlu")
+    for intent in DOMAIN["intents"]:
+        assert train.get(intent, 0) >= 30, f"{intent}: {train.get(intent, 0)} examples"
+
+
+def test_heldout_examples_are_never_trained_on():
+    def examples(folder):
+        out = set()
+        for path in folder.glob("*.yml"):
+            for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
+                if "intent" not in block:
+                    continue
+                for ln in block["examples"].splitlines():
+                    if ln.strip().startswith("- "):
+                        out.add(re.sub(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))", r"\1", ln.strip()[2:]).strip())
+        return out
+
+    assert not (examples(ROOT / "data" / "nlu") & examples(ROOT / "tests" / "nlu"))
+
+
+def test_every_fact_is_a_slot_with_an_ask_action(kb):
+    for name in kb.input_facts():
+        if name == "today":
+            continue
+        assert name in DOMAIN["slots"], name
+        assert f"action_ask_{name}" in DOMAIN["actions"], name
+        assert name in DOMAIN["forms"]["eligibility_form"]["required_slots"]
+
+
+def test_domain_responses_state_no_policy_numbers():
+    # Policy facts are rendered from knowledge/, never typed in domain.yml.
+    for name, variants in DOMAIN["responses"].items():
+        for v in variants:
+            assert not re.search(r"\d", v.get("text", "")), f"{name} states a number"
+
+
+def test_no_button_payload_is_an_intent():
+    for variants in DOMAIN["responses"].values():
+        for v in variants:
+            for b in v.get("buttons", []):
+                assert not b["payload"].startswith("/")
+
+
+def test_generated_files_are_up_to_date():
+    assert build.main(["--check"]) == 0
+
+
+def test_jieba_dictionary_keeps_every_entity_whole(kb):
+    import jieba
+
+    content = build.jieba_dictionary(kb, ROOT / "data" / "nlu")
+    tok = jieba.Tokenizer()
+    tok.initialize()
+    for line in content.splitlines():
+        word, freq = line.split()[:2]
+        tok.add_word(word, int(freq))
+    for text, spans in build.annotated_examples(ROOT / "data" / "nlu"):
+        bounds = {b for _, s, e in tok.tokenize(text) for b in (s, e)}
+        for s, e in spans:
+            assert s in bounds and e in bounds, f"entity {text[s:e]!r} is cut in {text!r}"
