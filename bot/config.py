@@ -25,6 +25,8 @@ class Settings:
     review_db_url: str = field(default_factory=lambda: _env("REVIEW_DB_URL", ""))
     rasa_url: str = field(default_factory=lambda: _env("RASA_URL", "http://127.0.0.1:5005"))
     action_server_url: str = field(default_factory=lambda: _env("ACTION_SERVER_URL", "http://127.0.0.1:5055"))
+    rasa_token: str = field(default_factory=lambda: _env("RASA_TOKEN", ""))
+    rate_limit_per_minute: int = field(default_factory=lambda: int(_env("RATE_LIMIT_PER_MINUTE", "20")))
     hotline: str = field(default_factory=lambda: _env("HOTLINE", "12345"))
     hotline_name: str = field(default_factory=lambda: _env("HOTLINE_NAME", "政务服务便民热线"))
     web_host: str = field(default_factory=lambda: _env("WEB_HOST", "127.0.0.1"))

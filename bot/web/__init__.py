@@ -45,8 +45,12 @@ def create_app(config: dict[str, Any] | None = None) -> Sanic:
     app.ctx.search = SearchIndex(app.ctx.kb)
 
     from .api import bp as api_bp
+    from .chat import RateLimiter
+    from .chat import bp as chat_bp
 
+    app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute, 60.0)
     app.blueprint(api_bp)
+    app.blueprint(chat_bp)
 
     @app.exception(ApiError)
     async def _api_error(request, exc: ApiError):

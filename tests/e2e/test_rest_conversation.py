@@ -1,0 +1,91 @@
+"""End to end: real Rasa and action servers, conversing through the REST channel."""
+import sqlite3
+import time
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def texts(replies):
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def sender():
+    return "e2e-" + uuid.uuid4().hex
+
+
+def test_a_question_gets_its_answer_with_clause_and_department(stack):
+    replies = stack.say(sender(), "育儿假有几天")
+    text = texts(replies)
+    assert "10天育儿假" in text
+    assert "依据：《实施方案》二（四）1" in text and "牵头部门：市财政局" in text
+    assert any(r.get("buttons") for r in replies)
+
+
+def test_traditional_and_typo_questions(stack):
+    assert "25天护理假" in texts(stack.say(sender(), "男方陪產假幾天"))
+    assert "分娩补贴" in texts(stack.say(sender(), "分免补贴给多少钱"))
+
+
+def test_eligibility_dialogue_with_an_interruption(stack):
+    me = sender()
+    first = texts(stack.say(me, "我是鄂尔多斯户口，生了二胎，能领分娩补贴吗"))
+    assert "按政策生育" in first            # hukou and child order came from the first message
+    side = texts(stack.say(me, "产假有多少天"))
+    assert "产假" in side and "依据：《实施方案》二（四）1" in side
+    assert "按政策生育" in side              # ... and the form asks again
+    assert "助产机构" in texts(stack.say(me, "是的"))
+    verdict = texts(stack.say(me, "是"))
+    assert "【二孩、三孩分娩补贴】符合条件" in verdict
+    assert "依据：《实施方案》二（二）2" in verdict and "市发展和改革委员会" in verdict
+
+
+def test_cancel_an_eligibility_check(stack):
+    me = sender()
+    stack.say(me, "老二能跟哥哥同校吗")
+    assert "已取消" in texts(stack.say(me, "算了"))
+
+
+def test_fallback_offers_topics_or_says_it_does_not_know(stack):
+    text = texts(stack.say(sender(), "qwerty asdf zxcv"))
+    assert "您是想问" in text or "没能理解" in text or "最相关的政策原文" in text
+
+
+def test_slash_restart_is_text_not_a_command(stack):
+    me = sender()
+    assert "按政策生育" in texts(stack.say(me, "我是本地户口，生了老三，能领育儿补贴吗"))
+    replies = stack.say(me, "/restart")
+    assert "重新开始" not in texts(replies)
+    # The check goes on: the earlier facts were not wiped.
+    assert "【二孩、三孩育儿补贴】符合条件" in texts(stack.say(me, "是"))
+
+
+def test_phone_numbers_are_masked_before_storage(stack):
+    me = sender()
+    stack.say(me, "我电话13912345678，身份证150602199001011234，育儿假几天")
+    db = sqlite3.connect(stack.tmp / "tracker.db")
+    rows = " ".join(str(r) for r in db.execute("select data from events where sender_id = ?", (me,)))
+    db.close()
+    assert rows and "13912345678" not in rows and "150602199001011234" not in rows
+    assert "139****5678" in rows
+
+
+def test_empty_and_huge_messages_get_a_clear_answer(stack):
+    assert "请输入" in texts(stack.say(sender(), "   "))
+    assert "太长" in texts(stack.say(sender(), "长" * 600))
+
+
+def test_dead_action_server_still_answers_within_5_seconds(stack):
+    from tests.e2e.conftest import stop
+
+    stop(stack.actions)
+    try:
+        started = time.monotonic()
+        replies = stack.say(sender(), "育儿假有几天", timeout=10)
+        elapsed = time.monotonic() - started
+        assert elapsed < 5
+        assert "12345" in texts(replies) and "抱歉" in texts(replies)
+    finally:
+        stack.start_actions()
