@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml package-lock.json scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 

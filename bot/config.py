@@ -27,6 +27,10 @@ class Settings:
     action_server_url: str = field(default_factory=lambda: _env("ACTION_SERVER_URL", "http://127.0.0.1:5055"))
     rasa_token: str = field(default_factory=lambda: _env("RASA_TOKEN", ""))
     rate_limit_per_minute: int = field(default_factory=lambda: int(_env("RATE_LIMIT_PER_MINUTE", "20")))
+    retention_days: int = field(default_factory=lambda: int(_env("RETENTION_DAYS", "30")))
+    # Which sites may embed the chat in an iframe (CSP frame-ancestors).
+    embed_origins: str = field(default_factory=lambda: _env("EMBED_ORIGINS", "*"))
+    tracker_db_url: str = field(default_factory=lambda: _env("TRACKER_DB_URL", ""))
     hotline: str = field(default_factory=lambda: _env("HOTLINE", "12345"))
     hotline_name: str = field(default_factory=lambda: _env("HOTLINE_NAME", "政务服务便民热线"))
     web_host: str = field(default_factory=lambda: _env("WEB_HOST", "127.0.0.1"))

@@ -31,3 +31,25 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.
 fi
 .venv/bin/python -m pip install --quiet --upgrade "pip<25" wheel "setuptools<71"
 .venv/bin/python -m pip install --quiet -e ".[test]"
+
+# Browser tests: Debian's chromium and a Chinese font (no downloaded browsers),
+# and axe-core from npm for the accessibility check.
+if [ "${SKIP_BROWSER_SETUP:-0}" != "1" ]; then
+  need=()
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  fc-list 2>/dev/null | grep -qiE "wenquanyi|noto sans cjk" || need+=(fonts-wqy-microhei)
+  if [ "${#need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+      echo "Installing Debian packages: ${need[*]}"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "WARNING: browser tests need: ${need[*]} (apt-get install as root)." >&2
+    fi
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund --silent
+  else
+    echo "WARNING: npm not found; the accessibility check needs axe-core (npm ci)." >&2
+  fi
+fi

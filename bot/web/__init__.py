@@ -51,6 +51,28 @@ def create_app(config: dict[str, Any] | None = None) -> Sanic:
     app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute, 60.0)
     app.blueprint(api_bp)
     app.blueprint(chat_bp)
+    from .pages import bp as pages_bp
+
+    app.blueprint(pages_bp)
+
+    @app.after_server_start
+    async def _start_retention(app, _loop):
+        import asyncio
+
+        from ..retention import purge
+
+        async def every_six_hours():
+            while True:
+                await asyncio.get_running_loop().run_in_executor(None, purge, settings)
+                await asyncio.sleep(6 * 3600)
+
+        app.ctx.retention_task = asyncio.get_running_loop().create_task(every_six_hours())
+
+    @app.before_server_stop
+    async def _stop_retention(app, _loop):
+        task = getattr(app.ctx, "retention_task", None)
+        if task:
+            task.cancel()
 
     @app.exception(ApiError)
     async def _api_error(request, exc: ApiError):

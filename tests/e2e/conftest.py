@@ -13,7 +13,8 @@ import requests
 from bot.config import ROOT
 
 MODEL = ROOT / "models" / "ordos.tar.gz"
-RASA_PORT, ACTIONS_PORT = 15005, 15055
+RASA_PORT, ACTIONS_PORT, WEB_PORT = 15005, 15055, 18000
+RASA_TOKEN = "e2e-" + os.urandom(8).hex()
 BIN = ROOT / ".venv" / "bin"
 
 
@@ -52,9 +53,19 @@ class Stack:
                     "ACTION_SERVER_URL": f"http://127.0.0.1:{ACTIONS_PORT}",
                     "TRACKER_DB_DIALECT": "sqlite", "TRACKER_DB_URL": f"sqlite:///{tmp / 'tracker.db'}",
                     "LOCK_STORE_TYPE": "in_memory", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
-                    "REVIEW_DB_URL": f"sqlite:///{tmp / 'review.db'}"}
+                    "REVIEW_DB_URL": f"sqlite:///{tmp / 'review.db'}",
+                    "RASA_URL": f"http://127.0.0.1:{RASA_PORT}", "RASA_TOKEN": RASA_TOKEN,
+                    "WEB_HOST": "127.0.0.1", "WEB_PORT": str(WEB_PORT),
+                    # Browser tests send many messages from one client.
+                    "RATE_LIMIT_PER_MINUTE": "200"}
         self.actions = None
         self.rasa = None
+        self.web = None
+        self.web_url = f"http://127.0.0.1:{WEB_PORT}"
+
+    def start_web(self) -> None:
+        self.web = start([str(BIN / "python"), "-m", "bot.web"], self.env, self.tmp / "web.log")
+        wait_until(f"{self.web_url}/api/welcome", 60, self.web)
 
     def start_actions(self) -> None:
         self.actions = start([str(BIN / "rasa"), "run", "actions", "--actions", "actions.actions",
@@ -63,7 +74,8 @@ class Stack:
 
     def start_rasa(self) -> None:
         self.rasa = start([str(BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", "endpoints.yml",
-                           "--credentials", "credentials.yml", "--port", str(RASA_PORT)], self.env,
+                           "--credentials", "credentials.yml", "--port", str(RASA_PORT),
+                           "--enable-api", "--auth-token", RASA_TOKEN], self.env,
                           self.tmp / "rasa.log")
         wait_until(f"http://127.0.0.1:{RASA_PORT}/", 240, self.rasa)
 
@@ -74,7 +86,7 @@ class Stack:
         return resp.json()
 
     def stop(self) -> None:
-        for proc in (self.rasa, self.actions):
+        for proc in (self.web, self.rasa, self.actions):
             if proc is not None:
                 stop(proc)
 
@@ -87,6 +99,7 @@ def stack(tmp_path_factory):
     try:
         s.start_actions()
         s.start_rasa()
+        s.start_web()
         s.say("warm-up", "你好")  # jieba and the model load lazily on the first message
         yield s
     finally:

@@ -1,0 +1,68 @@
+"""The citizen chat page, the embeddable widget script, and their static files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sanic import Blueprint
+from sanic.response import html, json as json_response, raw
+
+from ..assistant import menu_reply
+
+STATIC = Path(__file__).parent / "static"
+bp = Blueprint("pages")
+
+CONTENT_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                 ".html": "text/html; charset=utf-8"}
+ASSETS = {p.name: p for p in STATIC.iterdir() if p.suffix in CONTENT_TYPES}
+
+
+def csp(embed_origins: str) -> str:
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            f"font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {embed_origins}")
+
+
+@bp.get("/")
+async def index(request):
+    settings = request.app.ctx.settings
+    page = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{RETENTION_DAYS}}",
+                                                                      str(settings.retention_days))
+    return html(page)
+
+
+@bp.get("/static/<name>")
+async def static_file(request, name: str):
+    path = ASSETS.get(name)
+    if path is None:
+        from . import ApiError
+
+        raise ApiError(404, "name", "文件不存在", "no such file")
+    return raw(path.read_bytes(), content_type=CONTENT_TYPES[path.suffix],
+               headers={"cache-control": "no-cache"})
+
+
+@bp.get("/widget.js")
+async def widget(request):
+    return raw((STATIC / "widget.js").read_bytes(), content_type=CONTENT_TYPES[".js"],
+               headers={"cache-control": "no-cache", "access-control-allow-origin": "*"})
+
+
+@bp.get("/api/welcome")
+async def welcome(request):
+    reply = menu_reply(request.app.ctx.kb)
+    reply.text = "您好！我是鄂尔多斯市生育支持政策智能助手。" + reply.text
+    return json_response({"text": reply.text, "buttons": reply.buttons}, ensure_ascii=False)
+
+
+@bp.get("/api/clauses")
+async def clause_index(request):
+    kb = request.app.ctx.kb
+    return json_response({"clauses": [{"id": c.id, "label": c.label, "title": c.title} for c in kb.clauses.values()]},
+                         ensure_ascii=False)
+
+
+@bp.on_response
+async def security_headers(request, response):
+    response.headers.setdefault("x-content-type-options", "nosniff")
+    response.headers.setdefault("referrer-policy", "no-referrer")
+    if response.content_type and response.content_type.startswith("text/html"):
+        response.headers["content-security-policy"] = csp(request.app.ctx.settings.embed_origins)

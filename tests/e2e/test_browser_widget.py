@@ -1,0 +1,169 @@
+"""The citizen chat in a real browser (Debian chromium driven by Playwright),
+against the real web app, Rasa and action server."""
+from pathlib import Path
+
+import pytest
+
+from bot.config import ROOT
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = ROOT / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is not installed (make setup installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    context = browser.new_context(viewport={"width": 375, "height": 667}, locale="zh-CN", has_touch=True,
+                                  is_mobile=True, device_scale_factor=2)
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.goto(stack.web_url + "/")
+    page.get_by_role("button", name="我知道了").click()
+    page.wait_for_selector(".row.bot")  # welcome message
+    yield page
+    context.close()
+
+
+def ask(page, text):
+    before = page.locator(".row.bot").count()
+    page.get_by_label("输入您的问题").fill(text)
+    page.get_by_role("button", name="发送").click()
+    page.wait_for_function(f"document.querySelectorAll('.row.bot').length > {before}", timeout=20000)
+    page.wait_for_selector("#typing", state="hidden", timeout=20000)
+    return page.locator(".row.bot").nth(before)
+
+
+def test_answer_with_clause_link_that_opens_the_clause(page):
+    answer = ask(page, "育儿假有几天")
+    assert "10天育儿假" in answer.inner_text()
+    answer.get_by_role("button", name="查看政策原文 二（四）1").click()
+    sheet = page.get_by_role("dialog", name="《实施方案》二（四）1 完善生育保障制度")
+    assert "25天护理假" in sheet.inner_text()
+    sheet.get_by_role("button", name="关闭").click()
+    assert page.locator("#sheet").is_hidden()
+
+
+def test_quick_reply_is_tapped_once_and_stays_readable(page):
+    ask(page, "分娩补贴给多少")
+    # The answer's follow-ups sit above the feedback row (有帮助/没帮助).
+    group = page.locator(".quick").nth(page.locator(".quick").count() - 2)
+    button = group.locator("button").first
+    label = button.inner_text()
+    before = page.locator(".row.bot").count()
+    button.click()
+    page.wait_for_function(f"document.querySelectorAll('.row.bot').length > {before}", timeout=20000)
+    assert button.is_disabled() and button.inner_text() == label
+    assert page.locator(".row.user").last.inner_text().endswith(label)
+
+
+def test_eligibility_dialogue_to_its_verdict_with_buttons(page):
+    ask(page, "我是鄂尔多斯户口，生了二胎，能领分娩补贴吗")
+    for _ in range(2):
+        before = page.locator(".row.bot").count()
+        page.locator(".quick").last.get_by_role("button", name="是", exact=True).click()
+        page.wait_for_function(f"document.querySelectorAll('.row.bot').length > {before}", timeout=20000)
+    verdict = page.locator(".row.bot", has_text="【二孩、三孩分娩补贴】符合条件")
+    verdict.wait_for(timeout=20000)
+    assert "依据：《实施方案》二（二）2" in verdict.inner_text()
+    assert "市发展和改革委员会" in verdict.inner_text()
+
+
+def test_reload_restores_the_conversation(page):
+    ask(page, "暖心家园是什么")
+    page.reload()
+    page.wait_for_selector("text=暖心家园是什么")
+    assert "每个旗区要建成1所" in page.locator("#log").inner_text()
+
+
+def test_script_and_javascript_links_are_shown_as_text(page):
+    ask(page, "<img src=x onerror=alert(1)>")
+    ask(page, "[x](javascript:alert(1))")
+    page.wait_for_timeout(500)
+    log = page.locator("#log")
+    assert "<img src=x onerror=alert(1)>" in log.inner_text()
+    assert "[x](javascript:alert(1))" in log.inner_text()
+    assert page.locator("#log img").count() == 0
+    assert page.locator("#log a[href^='javascript']").count() == 0
+    assert page.dialogs == []
+
+
+def test_over_long_message_is_refused_with_a_note(page):
+    page.get_by_label("输入您的问题").fill("长" * 501)
+    assert page.get_by_role("button", name="发送").is_disabled()
+    assert "超过500字上限" in page.locator("#limit").inner_text()
+
+
+def test_message_sent_offline_is_delivered_later(page):
+    page.context.set_offline(True)
+    page.get_by_label("输入您的问题").fill("产假有多少天")
+    page.get_by_role("button", name="发送").click()
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "不会丢失" in page.locator("#banner").inner_text()
+    page.context.set_offline(False)
+    page.wait_for_selector("text=天数以《条例》规定为准", timeout=30000)
+    assert page.locator("#banner").is_hidden()
+
+
+def test_screenshots_mobile_and_desktop(page, browser, stack):
+    ask(page, "生二孩有什么补贴")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-mobile-375x667.png"))
+    desktop = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    d = desktop.new_page()
+    d.goto(stack.web_url + "/")
+    d.get_by_role("button", name="我知道了").click()
+    d.wait_for_selector(".row.bot")
+    d.screenshot(path=str(ARTIFACTS / "chat-desktop-1280x800.png"))
+    desktop.close()
+    assert (ARTIFACTS / "chat-mobile-375x667.png").stat().st_size > 10_000
+
+
+def test_embeddable_widget_opens_the_chat(browser, stack, tmp_path):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    # A government page on another origin that includes the one script tag.
+    page.route("http://gov.example/", lambda route: route.fulfill(
+        content_type="text/html",
+        body=f'<html><body><h1>政务网站</h1><script src="{stack.web_url}/widget.js"></script></body></html>'))
+    page.goto("http://gov.example/")
+    page.get_by_role("button", name="打开生育政策智能助手").click()
+    frame = page.frame_locator("iframe[title='生育政策智能助手']")
+    frame.get_by_role("button", name="我知道了").click()
+    frame.locator(".row.bot").first.wait_for()
+    assert "生育支持政策智能助手" in frame.locator("#log").inner_text()
+    context.close()
+
+
+def test_accessibility_has_no_serious_or_critical_violations(browser, stack):
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: run `npm ci`")
+    context = browser.new_context(viewport={"width": 375, "height": 667}, bypass_csp=True)
+    page = context.new_page()
+    page.goto(stack.web_url + "/")
+    page.get_by_role("button", name="我知道了").click()
+    page.wait_for_selector(".row.bot")
+    page.get_by_label("输入您的问题").fill("育儿假有几天")
+    page.keyboard.press("Enter")  # keyboard operable
+    page.wait_for_function("document.querySelectorAll('.row.bot').length > 1", timeout=20000)
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})")
+    bad = [(v["id"], v["impact"], len(v["nodes"])) for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    context.close()
+    assert bad == []
