@@ -23,6 +23,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/search_bench.py
+	bash bench/compare.sh
 
 lint: setup
 	$(PY) -m bot.build --check

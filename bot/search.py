@@ -43,15 +43,22 @@ class Hit:
 
 
 class Analyzer:
-    def __init__(self, kb: Knowledge):
+    """Normalise, map everyday words to plan terms, segment; pinyin and bigrams."""
+
+    def __init__(self, words: list[str], synonyms: dict[str, tuple[str, ...]]):
+        self.words_list, self.synonyms = list(words), {k: tuple(v) for k, v in synonyms.items()}
         self.tokenizer = jieba.Tokenizer()
-        for word in user_words(kb):
+        for word in self.words_list:
             self.tokenizer.add_word(word, freq=20000)
         self.tokenizer.initialize()
-        pairs = [(v, canon) for canon, variants in kb.synonyms.items() for v in variants]
+        pairs = [(v, canon) for canon, variants in self.synonyms.items() for v in variants]
         pairs.sort(key=lambda p: -len(p[0]))
         self._synonym_map = dict(pairs)
         self._synonym_re = re.compile("|".join(re.escape(v) for v, _ in pairs)) if pairs else None
+
+    @classmethod
+    def from_knowledge(cls, kb: Knowledge) -> "Analyzer":
+        return cls(user_words(kb), kb.synonyms)
 
     def canonical(self, text: str) -> str:
         text = normalize(text).lower()
@@ -100,7 +107,7 @@ class _Doc:
 class SearchIndex:
     def __init__(self, kb: Knowledge):
         self.kb = kb
-        self.analyzer = Analyzer(kb)
+        self.analyzer = Analyzer.from_knowledge(kb)
         self.answers = [self._answer_doc(a) for a in kb.answers.values()]
         self.clauses = [self._clause_doc(c) for c in kb.clauses.values()]
         self._answer_bm25 = BM25Okapi([self.analyzer.tokens(d.index_text) for d in self.answers])
