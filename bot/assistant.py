@@ -17,7 +17,7 @@ from .render import Reply, button, render_answer, render_department_duties, rend
 from .search import SearchIndex
 from .understand import UNKNOWN, parse_answer
 
-DEPARTMENT_CUE = re.compile(r"哪个部门|什么部门|哪些部门|哪个单位|找谁|找哪|归谁|谁管|谁负责|谁来管|哪里办|去哪办|哪儿办|主管部门|牵头")
+from .cues import DEPARTMENT_CUE  # noqa: E402  (shared with the NLU classifier)
 FEEDBACK_BUTTONS = [button("有帮助"), button("没帮助")]
 MENU_TOPICS = ("three_child_policy", "maternity_leave", "parental_leave", "delivery_subsidy", "childrearing_subsidy",
                "childcare_tuition_subsidy", "same_school_enrolment", "housing_fund_loan", "special_families")

@@ -32,11 +32,14 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade "pip<25" wheel "setuptools<71"
 .venv/bin/python -m pip install --quiet -e ".[test]"
 
-# Browser tests: Debian's chromium and a Chinese font (no downloaded browsers),
-# and axe-core from npm for the accessibility check.
-if [ "${SKIP_BROWSER_SETUP:-0}" != "1" ]; then
+# System packages the tests use: Debian's chromium and a Chinese font for the
+# browser tests (no downloaded browsers), PostgreSQL and Redis for the
+# scale-out test; axe-core from npm for the accessibility check.
+if [ "${SKIP_SYSTEM_PACKAGES:-0}" != "1" ]; then
   need=()
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   fc-list 2>/dev/null | grep -qiE "wenquanyi|noto sans cjk" || need+=(fonts-wqy-microhei)
   if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
@@ -44,7 +47,7 @@ if [ "${SKIP_BROWSER_SETUP:-0}" != "1" ]; then
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     else
-      echo "WARNING: browser tests need: ${need[*]} (apt-get install as root)." >&2
+      echo "WARNING: the browser and scale-out tests need: ${need[*]} (apt-get install as root)." >&2
     fi
   fi
   if command -v npm >/dev/null 2>&1; then

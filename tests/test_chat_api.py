@@ -69,3 +69,13 @@ def test_history_keeps_user_and_bot_messages_in_order():
         {"from": "user", "text": "育儿假几天", "ts": 1},
         {"from": "bot", "text": "在子女3周岁前……", "ts": 2, "buttons": [{"title": "有帮助", "payload": "有帮助"}],
          "custom": {"clauses": ["2.4.1"]}}]
+
+
+def test_custom_data_is_merged_into_its_message():
+    from bot.web.chat import merge_custom
+
+    messages = [{"text": "育儿假……", "buttons": [{"title": "a", "payload": "a"}]}, {"text": "", "custom": {"clauses": ["2.4.1"]}},
+                {"text": "这个回答对您有帮助吗？"}]
+    assert merge_custom(messages) == [
+        {"text": "育儿假……", "buttons": [{"title": "a", "payload": "a"}], "custom": {"clauses": ["2.4.1"]}},
+        {"text": "这个回答对您有帮助吗？"}]

@@ -88,7 +88,7 @@ async def chat(request):
         replies = None
     if not replies:
         replies = [apology(settings)]
-    return json_response({"messages": [_clean(r) for r in replies]}, ensure_ascii=False)
+    return json_response({"messages": merge_custom([_clean(r) for r in replies])}, ensure_ascii=False)
 
 
 def _clean(reply: dict) -> dict:
@@ -97,6 +97,18 @@ def _clean(reply: dict) -> dict:
         out["buttons"] = [{"title": b.get("title", ""), "payload": b.get("payload", "")} for b in reply["buttons"]]
     if isinstance(reply.get("custom"), dict):
         out["custom"] = reply["custom"]
+    return out
+
+
+def merge_custom(messages: list[dict]) -> list[dict]:
+    """Rasa sends a message's custom data (its clauses) as a separate message:
+    put it back on the message it belongs to."""
+    out: list[dict] = []
+    for msg in messages:
+        if not msg.get("text") and not msg.get("buttons") and msg.get("custom") is not None and out:
+            out[-1]["custom"] = {**out[-1].get("custom", {}), **msg["custom"]}
+        elif msg.get("text") or msg.get("buttons"):
+            out.append(msg)
     return out
 
 
@@ -120,11 +132,11 @@ async def history(request):
 
 def history_messages(events: list[dict]) -> list[dict]:
     """User and bot messages of a tracker, oldest first, as the widget shows them."""
-    out = []
+    out: list[dict] = []
     for e in events:
         if e.get("event") == "user" and e.get("text"):
             out.append({"from": "user", "text": e["text"], "ts": e.get("timestamp")})
-        elif e.get("event") == "bot" and (e.get("text") or (e.get("data") or {}).get("buttons")):
+        elif e.get("event") == "bot":
             data = e.get("data") or {}
             msg = {"from": "bot", "text": e.get("text") or "", "ts": e.get("timestamp")}
             if data.get("buttons"):
@@ -132,7 +144,7 @@ def history_messages(events: list[dict]) -> list[dict]:
             if isinstance(data.get("custom"), dict):
                 msg["custom"] = data["custom"]
             out.append(msg)
-    return out
+    return [m for m in merge_custom(out)]
 
 
 async def _probe(http, url: str) -> dict:
