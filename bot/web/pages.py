@@ -49,7 +49,7 @@ async def widget(request):
 @bp.get("/api/welcome")
 async def welcome(request):
     reply = menu_reply(request.app.ctx.kb)
-    reply.text = "您好！我是鄂尔多斯市生育支持政策智能助手。" + reply.text
+    reply.text = "您好！我是鄂尔多斯市生育支持政策智能助手，" + reply.text.split("，", 1)[1]
     return json_response({"text": reply.text, "buttons": reply.buttons}, ensure_ascii=False)
 
 
