@@ -2,8 +2,9 @@
 
 The product's goal is intent micro-F1 0.95, entity F1 0.90 and the right
 answer for 97 in 100 topic questions. Measured now (bench/nlu_eval.py):
-0.915, 0.850 and 0.953. The floors below sit just under those figures so a
-regression fails; raise them as the model reaches the goal.
+0.930, 0.866 and 0.948. The floors below sit just under those figures (with
+room for run-to-run training noise) so a regression fails; raise them as the
+model reaches the goal.
 """
 import asyncio
 import json
@@ -18,7 +19,7 @@ import nlu_eval  # noqa: E402
 
 MODEL = ROOT / "models" / "ordos.tar.gz"
 GOAL = {"intent_micro_f1": 0.95, "entity_f1": 0.90, "right_answer_rate": 0.97}
-FLOOR = {"intent_micro_f1": 0.90, "entity_f1": 0.82, "right_answer_rate": 0.94}
+FLOOR = {"intent_micro_f1": 0.91, "entity_f1": 0.83, "right_answer_rate": 0.93}
 
 
 @pytest.fixture(scope="module")
