@@ -74,5 +74,10 @@ def normalize_keep_offsets(text: str) -> str:
             continue
         n = unicodedata.normalize("NFKC", ch)
         out.append(n if len(n) == 1 else ch)
+    # A leading slash stays full-width: Rasa reads "/name" as an intent command
+    # (e.g. "/restart") even after the NLU pipeline, so it must never appear.
+    lead = next((i for i, ch in enumerate(out) if not ch.isspace()), None)
+    if lead is not None and out[lead] == "/":
+        out[lead] = "／"
     simplified = to_simplified("".join(out))
     return simplified if len(simplified) == len(text) else "".join(out)

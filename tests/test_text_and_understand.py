@@ -29,6 +29,12 @@ def test_keep_offsets_keeps_length():
     assert normalize_keep_offsets("產假") == "产假"
 
 
+def test_leading_slash_never_becomes_an_intent_command():
+    assert normalize_keep_offsets("／restart") == "／restart"
+    assert normalize_keep_offsets("  /greet") == "  ／greet"
+    assert normalize_keep_offsets("a/b") == "a/b"
+
+
 @pytest.mark.parametrize("raw, masked", [
     ("身份证150602199001011234", "身份证150***********1234"),
     ("身份证15060219900101123X。", "身份证150***********123X。"),

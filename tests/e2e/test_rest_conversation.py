@@ -56,14 +56,14 @@ def test_fallback_offers_topics_or_says_it_does_not_know(stack):
 def test_slash_restart_is_text_not_a_command(stack):
     import requests
 
-    from tests.e2e.conftest import RASA_PORT, RASA_TOKEN
+    from tests.e2e.conftest import RASA_PORT
 
     me = sender()
     assert "按政策生育" in texts(stack.say(me, "我是本地户口，生了老三，能领育儿补贴吗"))
     replies = stack.say(me, "/restart")
     assert texts(replies)                       # an answer, not silence
     tracker = requests.get(f"http://127.0.0.1:{RASA_PORT}/conversations/{me}/tracker",
-                           params={"token": RASA_TOKEN}, timeout=10).json()
+                           params={"token": stack.env["RASA_TOKEN"], "include_events": "ALL"}, timeout=10).json()
     last = [e for e in tracker["events"] if e["event"] == "user"][-1]
     # Stored and understood as text: never Rasa's "/restart" command (intent "restart").
     assert last["text"] == "／restart"
