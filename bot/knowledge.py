@@ -6,7 +6,6 @@ a typo in the data fails at start-up (and in the tests), never in a reply.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -305,5 +304,3 @@ def get_knowledge(folder: str | None = None) -> Knowledge:
 
     return load_knowledge(folder or load_settings().knowledge_dir)
 
-
-NUMBER = re.compile(r"\d+(?:\.\d+)?")

@@ -28,6 +28,12 @@ class Reply:
         return msg
 
 
+def busy_apology(settings: Settings) -> str:
+    """What a citizen reads when the assistant cannot answer in time."""
+    return (f"抱歉，系统暂时繁忙，没能及时回答您的问题。您可以稍后再试，"
+            f"或拨打{settings.hotline}（{settings.hotline_name}）咨询。")
+
+
 def citation(kb: Knowledge, clause_ids) -> str:
     return "依据：《实施方案》" + "、".join(kb.clauses[c].label for c in clause_ids)
 

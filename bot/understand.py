@@ -156,9 +156,3 @@ def parse_answer(fact: str, fact_type: str, text: str, today: dt.date | None = N
         return parse_date(text, today)
     return PARSERS[fact_type](text)
 
-
-_ID_LIKE = re.compile(r"\d{15,}")
-
-
-def looks_like_personal_data(text: str) -> bool:
-    return bool(_ID_LIKE.search(text))

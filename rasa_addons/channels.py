@@ -19,6 +19,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.config import load_settings
+from bot.render import busy_apology
 from bot.text import mask_personal_data
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,7 @@ REPLY_DEADLINE_S = 4.5
 
 
 def apology(settings=None) -> Text:
-    s = settings or load_settings()
-    return (f"抱歉，系统暂时繁忙，没能及时回答您的问题。您可以稍后再试，"
-            f"或拨打{s.hotline}（{s.hotline_name}）咨询。")
+    return busy_apology(settings or load_settings())
 
 
 def sanitise(text: Text) -> Text:

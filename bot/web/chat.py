@@ -17,6 +17,7 @@ import aiohttp
 from sanic import Blueprint
 from sanic.response import json as json_response
 
+from ..render import busy_apology
 from ..text import mask_personal_data
 from . import ApiError
 from .api import _json_body
@@ -49,7 +50,7 @@ class RateLimiter:
 
 
 def apology(settings) -> dict:
-    return {"text": f"抱歉，系统暂时繁忙，没能及时回答您的问题。您可以稍后再试，或拨打{settings.hotline}（{settings.hotline_name}）咨询。"}
+    return {"text": busy_apology(settings)}
 
 
 @bp.before_server_start
