@@ -39,14 +39,19 @@ def latest(tracker: Tracker) -> tuple[str, str]:
 
 
 def last_question(tracker: Tracker) -> str:
-    """The citizen's last message that was not a control word (for review)."""
+    """The citizen's last message that was not a control word (for review).
+
+    A long conversation is split into sessions (rasa_addons/serving.py) and the
+    action server only sees the current one, so the last answered question is
+    also kept in the `last_question` slot, which carries over.
+    """
     control = {"human_handoff", "feedback_helpful", "feedback_unhelpful", "affirm", "deny", "cancel", "thank"}
     for event in reversed(tracker.events):
         if event.get("event") == "user":
             intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
             if intent not in control and event.get("text"):
                 return event["text"]
-    return ""
+    return tracker.get_slot("last_question") or ""
 
 
 def record(kind: str, tracker: Tracker, question: str, **kwargs: Any) -> None:
@@ -69,7 +74,7 @@ class ActionAnswer(Action):
             return []
         send(dispatcher, reply)
         send(dispatcher, assistant.feedback_prompt())
-        return [SlotSet("last_answer", reply.answer_id)]
+        return [SlotSet("last_answer", reply.answer_id), SlotSet("last_question", text)]
 
 
 class ActionDepartment(Action):

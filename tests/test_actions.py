@@ -45,7 +45,7 @@ def titles(message):
 
 def test_answer_renders_knowledge_with_citation_department_and_follow_ups(review_db):
     events, messages = run(acts.ActionAnswer(), "answer_parental_leave")
-    assert events == [SlotSet("last_answer", "parental_leave")]
+    assert events == [SlotSet("last_answer", "parental_leave"), SlotSet("last_question", "育儿假有几天")]
     assert len(messages) == 2
     answer, feedback = messages
     assert "夫妻双方每年各给予10天育儿假" in answer["text"]
@@ -60,7 +60,7 @@ def test_answer_renders_knowledge_with_citation_department_and_follow_ups(review
 
 def test_answer_to_a_department_question_lists_lead_and_responsible():
     events, messages = run(acts.ActionAnswer(), "department_question")
-    assert events == [SlotSet("last_answer", "delivery_subsidy")]
+    assert events == [SlotSet("last_answer", "delivery_subsidy"), SlotSet("last_question", "分娩补贴找哪个部门")]
     text = messages[0]["text"]
     assert "牵头部门：市发展和改革委员会" in text
     assert "市卫生健康委员会" in text and "依据：《实施方案》二（二）2" in text
@@ -107,6 +107,22 @@ def test_unhelpful_feedback_records_the_question(review_db):
     events = asyncio.run(acts.ActionFeedback().run(dispatcher, Tracker.from_dict(state), DOMAIN))
     assert events == []
     assert "已记录" in dispatcher.messages[0]["text"]
+    item = review_db.items()[0]
+    assert (item["kind"], item["question"], item["answer_id"]) == ("unhelpful", "育儿假有几天", "parental_leave")
+
+
+def test_feedback_after_a_session_split_uses_the_carried_over_question(review_db):
+    state = {"sender_id": "long-talk", "slots": {"last_answer": "parental_leave", "last_question": "育儿假有几天"},
+             "latest_message": {"text": "没帮助", "intent": {"name": "feedback_unhelpful", "confidence": 0.99}},
+             "events": [{"event": "session_started"},
+                        {"event": "slot", "name": "last_answer", "value": "parental_leave"},
+                        {"event": "slot", "name": "last_question", "value": "育儿假有几天"},
+                        {"event": "action", "name": "action_listen"},
+                        {"event": "user", "text": "没帮助",
+                         "parse_data": {"intent": {"name": "feedback_unhelpful", "confidence": 0.99}}}],
+             "paused": False, "followup_action": None, "active_loop": {}, "latest_action_name": "action_listen"}
+    dispatcher = CollectingDispatcher()
+    assert asyncio.run(acts.ActionFeedback().run(dispatcher, Tracker.from_dict(state), DOMAIN)) == []
     item = review_db.items()[0]
     assert (item["kind"], item["question"], item["answer_id"]) == ("unhelpful", "育儿假有几天", "parental_leave")
 

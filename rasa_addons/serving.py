@@ -1,0 +1,193 @@
+"""Serving-time fixes for Rasa 3.6, installed when the Rasa process imports rasa_addons.
+
+Action-result validation. For every custom action, Rasa validates the action
+server's JSON answer with `jsonschema.validate(result, spec)`. That function
+first checks the *schema itself* against the JSON-Schema 2020-12 meta-schema,
+on every call. Profiling `rasa run` under load (py-spy, see README
+"Benchmarks") showed this meta-schema check taking over half of all CPU time
+per message. The schema is a constant, so it is checked once here and the
+validator kept; responses are still validated exactly as before (same
+validator class, same best-match error, same message).
+
+Event lookup. Reading a tracker from the tracker store turns every stored event
+back into an object with `Event.resolve_by_type`, which walks the whole Event
+class tree for each event; on a 50-message conversation that was ~6% of CPU.
+The lookup is cached per type name (rebuilt when a name is not found, so event
+classes imported later still resolve; the first match wins, as before).
+
+SQLite. A SQLite tracker store gets WAL journaling (readers such as the web
+app's history view no longer block the writer), `synchronous=NORMAL` (no fsync
+per message; WAL stays consistent after a crash) and a 5 s busy timeout, so a
+briefly locked database waits instead of failing the message.
+
+Long conversations. Rasa reads every event of the current session from the
+tracker store, replays them for the rule policy and sends them all to the
+action server, on every message: per-message time grew from ~60 ms to ~240 ms
+over a 150-message conversation. A session therefore ends after
+MAX_TURNS_PER_SESSION user messages (never while a form is active) and the
+next one carries the slots over (the facts the citizen gave, the last topic),
+so nothing the dialogue needs is lost; the chat history still shows the whole
+conversation (the history API reads all sessions). Time-based expiry
+(`session_config` in domain.yml) is unchanged and still starts afresh.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Text
+
+_lock = threading.Lock()
+_validator = None
+_installed = False
+
+
+def _cached_validator(spec: Dict[Text, Any]):
+    global _validator
+    if _validator is None:
+        from jsonschema.validators import validator_for
+
+        with _lock:
+            if _validator is None:
+                cls = validator_for(spec)
+                cls.check_schema(spec)
+                _validator = cls(spec)
+    return _validator
+
+
+def validate_action_result(self, result: Dict[Text, Any]) -> bool:
+    """Drop-in for RemoteAction._validate_action_result with the schema checked once."""
+    from jsonschema.exceptions import best_match
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    error = best_match(_cached_validator(self.action_response_format_spec()).iter_errors(result))
+    if error is None:
+        return True
+    error.message += (
+        ". Failed to validate Action server response from API, "
+        "make sure your response from the Action endpoint is valid. "
+        f"For more information about the format visit {DOCS_BASE_URL}/custom-actions"
+    )
+    raise error
+
+
+_event_classes: Dict[Text, Any] = {}
+
+
+def _rebuild_event_classes() -> None:
+    from rasa.shared.core.events import Event
+    from rasa.shared.utils.common import all_subclasses
+
+    table: Dict[Text, Any] = {}
+    for cls in all_subclasses(Event):
+        table.setdefault(cls.type_name, cls)
+    _event_classes.clear()
+    _event_classes.update(table)
+
+
+def resolve_event_by_type(type_name: Text, default=None):
+    """Drop-in for Event.resolve_by_type with a cached name -> class table."""
+    cls = _event_classes.get(type_name)
+    if cls is None:
+        _rebuild_event_classes()
+        cls = _event_classes.get(type_name)
+    if cls is not None:
+        return cls
+    if type_name == "topic":
+        return None  # Rasa's backwards compatibility for old TopicSet events
+    if default is not None:
+        return default
+    raise ValueError(f"Unknown event name '{type_name}'.")
+
+
+def carried_slots(tracker) -> list:
+    from rasa.shared.core.events import SlotSet
+
+    return [SlotSet(name, slot.value) for name, slot in tracker.slots.items()
+            if slot.value is not None and slot.value != slot.initial_value]
+
+
+def _patch_sessions(processor_cls, session_start_cls) -> None:
+    stock_expired = processor_cls._has_session_expired
+    stock_run = session_start_cls.run
+
+    def _has_session_expired(self, tracker) -> bool:
+        return stock_expired(self, tracker) or is_session_too_long(tracker, self.domain)
+
+    async def run(self, output_channel, nlg, tracker, domain):
+        from rasa.shared.core.events import SlotSet
+
+        events = await stock_run(self, output_channel, nlg, tracker, domain)
+        if is_session_too_long(tracker, domain):
+            # One SlotSet per slot that holds a value. (Rasa's own carry-over
+            # copies every SlotSet event of the old session, so carried slots
+            # would pile up session after session.)
+            events = [e for e in events if not isinstance(e, SlotSet)]
+            events[1:1] = carried_slots(tracker)
+        return events
+
+    processor_cls._has_session_expired = _has_session_expired
+    session_start_cls.run = run
+
+
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    import sqlite3
+
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=5000")
+        if cursor.execute("PRAGMA database_list").fetchone()[2]:  # a file, not :memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+MAX_TURNS_PER_SESSION = 20
+
+
+def turns_in_current_session(tracker) -> int:
+    from rasa.shared.core.events import SessionStarted, UserUttered
+
+    turns = 0
+    for event in reversed(tracker.events):
+        if isinstance(event, SessionStarted):
+            break
+        if isinstance(event, UserUttered):
+            turns += 1
+    return turns
+
+
+def is_session_too_long(tracker, domain) -> bool:
+    """The current session is long, no form is active and it has not expired by time."""
+    import time
+
+    from rasa.shared.core.events import UserUttered
+
+    if tracker.active_loop_name or turns_in_current_session(tracker) < MAX_TURNS_PER_SESSION:
+        return False
+    config = domain.session_config
+    last = tracker.get_last_event_for(UserUttered)
+    expired_by_time = (config.are_sessions_enabled() and last is not None
+                       and (time.time() - last.timestamp) / 60 > config.session_expiration_time)
+    return not expired_by_time
+
+
+def install() -> None:
+    """Idempotent: install the fixes once per process."""
+    global _installed
+    if _installed:
+        return
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.core.events import Event
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from rasa.core.actions.action import ActionSessionStart
+    from rasa.core.processor import MessageProcessor
+
+    RemoteAction._validate_action_result = validate_action_result
+    _patch_sessions(MessageProcessor, ActionSessionStart)
+    Event.resolve_by_type = staticmethod(resolve_event_by_type)
+    event.listen(Engine, "connect", _tune_sqlite)
+    _installed = True

@@ -1,0 +1,138 @@
+"""The cached action-result validator accepts and rejects exactly what Rasa's own does."""
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+
+import rasa_addons  # noqa: F401 - installs the patch
+from rasa_addons import serving
+
+SPEC = RemoteAction.action_response_format_spec()
+
+VALID = [
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot", "name": "benefit", "value": "birth_subsidy"}],
+     "responses": [{"text": "您好", "buttons": [{"title": "是", "payload": "是"}]}]},
+    {"events": [{"event": "active_loop", "name": None}, {"event": "followup", "name": "action_listen"}]},
+    {},
+]
+INVALID = [
+    {"events": "not a list"},
+    {"events": [{"event": "slot"}]},
+    {"events": [{"event": "no_such_event"}]},
+    {"responses": "text"},
+    {"responses": [1, 2]},
+]
+
+
+def test_patch_is_installed_on_import():
+    assert RemoteAction._validate_action_result is serving.validate_action_result
+
+
+@pytest.mark.parametrize("result", VALID)
+def test_valid_results_pass_both(result):
+    jsonschema.validate(result, SPEC)
+    assert serving.validate_action_result(RemoteAction("action_x", None), result) is True
+
+
+@pytest.mark.parametrize("result", INVALID)
+def test_invalid_results_fail_both_with_the_same_error(result):
+    with pytest.raises(jsonschema.ValidationError) as stock:
+        jsonschema.validate(result, SPEC)
+    with pytest.raises(jsonschema.ValidationError) as ours:
+        serving.validate_action_result(RemoteAction("action_x", None), result)
+    assert ours.value.message.startswith(stock.value.message)
+    assert "Failed to validate Action server response" in ours.value.message
+    assert list(ours.value.path) == list(stock.value.path)
+
+
+def test_event_lookup_matches_rasa_for_every_event_type():
+    from rasa.shared.core.events import Event
+    from rasa.shared.utils.common import all_subclasses
+
+    for cls in all_subclasses(Event):
+        first = next(c for c in all_subclasses(Event) if c.type_name == cls.type_name)
+        assert Event.resolve_by_type(cls.type_name) is first
+    assert Event.resolve_by_type("topic") is None
+    assert Event.resolve_by_type("nope", default=Event) is Event
+    with pytest.raises(ValueError):
+        Event.resolve_by_type("nope")
+
+
+def test_events_round_trip_through_the_cached_lookup():
+    from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered, deserialise_events
+
+    events = [UserUttered("你好", {"name": "greet", "confidence": 1.0}), ActionExecuted("utter_greet"),
+              SlotSet("benefit", "birth_subsidy")]
+    assert deserialise_events([e.as_dict() for e in events]) == events
+
+
+def test_sqlite_tracker_db_uses_wal_and_waits_when_locked(tmp_path):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'tracker.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    memory = sa.create_engine("sqlite://")
+    with memory.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "memory"
+
+
+def _long_tracker(turns, domain, active_loop=None):
+    from rasa.shared.core.events import ActionExecuted, ActiveLoop, SessionStarted, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    events = [SessionStarted(), ActionExecuted("action_listen"), SlotSet("hukou_ordos", True)]
+    for i in range(turns):
+        events += [UserUttered(f"问题{i}", {"name": "ask_parental_leave", "confidence": 0.9}),
+                   ActionExecuted("action_answer"), ActionExecuted("action_listen")]
+    if active_loop:
+        events.insert(-1, ActiveLoop(active_loop))
+    return DialogueStateTracker.from_events("long", events, domain.slots)
+
+
+@pytest.fixture(scope="module")
+def domain():
+    from rasa.shared.core.domain import Domain
+
+    return Domain.load("domain.yml")
+
+
+def test_a_session_ends_after_the_turn_limit_and_keeps_the_facts(domain):
+    import asyncio
+
+    from rasa.core.actions.action import ActionSessionStart
+    from rasa.shared.core.events import SessionStarted, SlotSet
+
+    short = _long_tracker(serving.MAX_TURNS_PER_SESSION - 1, domain)
+    long = _long_tracker(serving.MAX_TURNS_PER_SESSION, domain)
+    assert serving.turns_in_current_session(long) == serving.MAX_TURNS_PER_SESSION
+    assert not serving.is_session_too_long(short, domain)
+    assert serving.is_session_too_long(long, domain)
+    events = asyncio.run(ActionSessionStart().run(None, None, long, domain))
+    assert isinstance(events[0], SessionStarted)
+    assert [e for e in events if isinstance(e, SlotSet)] == [SlotSet("hukou_ordos", True)]
+
+
+def test_carried_slots_do_not_pile_up_over_sessions(domain):
+    import asyncio
+
+    from rasa.core.actions.action import ActionSessionStart
+    from rasa.shared.core.events import SessionStarted, SlotSet
+
+    tracker = _long_tracker(serving.MAX_TURNS_PER_SESSION, domain)
+    carried_per_session = []
+    for _ in range(3):
+        tracker.update(SlotSet("hukou_ordos", True))
+        tracker.update(SlotSet("hukou_ordos", False))
+        started = asyncio.run(ActionSessionStart().run(None, None, tracker, domain))
+        carried_per_session.append([e for e in started if isinstance(e, SlotSet)])
+        for event in started:
+            tracker.update(event)
+        for event in _long_tracker(serving.MAX_TURNS_PER_SESSION, domain).events:
+            if not isinstance(event, (SlotSet, SessionStarted)):
+                tracker.update(event)
+    # Rasa's own carry-over would copy 3, then 5, then 7 events here.
+    assert carried_per_session == [[SlotSet("hukou_ordos", False)]] * 3
+    assert tracker.get_slot("hukou_ordos") is False
