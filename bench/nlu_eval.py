@@ -79,10 +79,14 @@ async def predict(model: Path, examples: list[dict]) -> list[dict]:
 def score(examples: list[dict], predictions: list[dict]) -> dict:
     correct = sum(p["intent"] == e["intent"] for e, p in zip(examples, predictions))
     tp = fp = fn = 0
+    entity_errors = []
     for e, p in zip(examples, predictions):
         if e["intent"] not in ENTITY_INTENTS:
             continue
         gold, pred = Counter(e["entities"]), Counter(p["entities"])
+        if gold != pred:
+            entity_errors.append({"text": e["text"], "missed": sorted((gold - pred).elements()),
+                                  "extra": sorted((pred - gold).elements())})
         # The date/age entities carry free text; their span text is the value.
         tp += sum((gold & pred).values())
         fp += sum((pred - gold).values())
@@ -97,7 +101,7 @@ def score(examples: list[dict], predictions: list[dict]) -> dict:
             "entity_pairs": tp + fn,
             "topic_questions": len(topic),
             "right_answer_rate": sum(p["intent"] == e["intent"] for e, p in topic) / max(1, len(topic)),
-            "errors": errors}
+            "errors": errors, "entity_errors": entity_errors}
 
 
 def main() -> None:

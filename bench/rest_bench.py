@@ -4,7 +4,9 @@
 
 1. sequential: one message at a time, fresh senders, realistic questions;
 2. a 50-message conversation: latency at message 1-10 vs 41-50 (flatness);
-3. closed loop: 20 senders each sending back to back for 30 s.
+3. closed loop: 20 senders each sending back to back for 30 s;
+4. capacity: closed loops of 1, 2, 4, 6, 8, 12, 16 and 20 senders (8 s each);
+   the capacity is the highest messages/s reached with p95 under 500 ms.
 Prints p50/p95 and messages/s; --json writes them.
 """
 from __future__ import annotations
@@ -78,6 +80,10 @@ async def main_async(args):
         seq = await sequential(session, args.url, args.sequential)
         conv = await conversation(session, args.url, 50)
         load, errors, elapsed = await closed_loop(session, args.url, args.clients, args.seconds)
+        sweep = []
+        for clients in ([] if args.no_capacity else [1, 2, 4, 6, 8, 12, 16, 20]):
+            lat, err, secs = await closed_loop(session, args.url, clients, 8)
+            sweep.append({"clients": clients, "msgs_per_s": len(lat) / secs, "p95_ms": pct(lat, 95), "errors": err})
     figures = {
         "label": args.label,
         "sequential": {"n": len(seq), "p50_ms": statistics.median(seq), "p95_ms": pct(seq, 95)},
@@ -86,6 +92,8 @@ async def main_async(args):
         "closed_loop": {"clients": args.clients, "seconds": round(elapsed, 1), "messages": len(load),
                         "msgs_per_s": len(load) / elapsed, "p50_ms": statistics.median(load),
                         "p95_ms": pct(load, 95), "errors": errors},
+        "capacity_sweep": sweep,
+        "capacity_msgs_per_s_p95_under_500ms": max([x["msgs_per_s"] for x in sweep if x["p95_ms"] < 500] or [0.0]),
     }
     s, c, l = figures["sequential"], figures["conversation_50"], figures["closed_loop"]
     print(f"[{args.label}] sequential n={s['n']}: p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms")
@@ -93,6 +101,10 @@ async def main_async(args):
           f"41-50 {c['last10_median_ms']:.0f} ms")
     print(f"[{args.label}] closed loop {l['clients']} clients x {l['seconds']} s: {l['msgs_per_s']:.1f} msg/s, "
           f"p50 {l['p50_ms']:.0f} ms, p95 {l['p95_ms']:.0f} ms, errors {l['errors']}")
+    for x in figures["capacity_sweep"]:
+        print(f"[{args.label}]   {x['clients']:>2} senders: {x['msgs_per_s']:.1f} msg/s, p95 {x['p95_ms']:.0f} ms")
+    if figures["capacity_sweep"]:
+        print(f"[{args.label}] capacity at p95 < 500 ms: {figures['capacity_msgs_per_s_p95_under_500ms']:.1f} msg/s")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
 
@@ -105,6 +117,7 @@ def main():
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--json")
+    parser.add_argument("--no-capacity", action="store_true", help="skip the capacity sweep")
     asyncio.run(main_async(parser.parse_args()))
 
 
