@@ -100,3 +100,30 @@ def test_dead_action_server_still_answers_within_5_seconds(stack):
         assert "12345" in texts(replies) and "抱歉" in texts(replies)
     finally:
         stack.start_actions()
+
+
+def test_a_long_conversation_keeps_facts_feedback_and_history(stack):
+    import requests
+
+    from bot.review import ReviewStore
+    from rasa_addons.serving import MAX_TURNS_PER_SESSION
+    from tests.e2e.conftest import RASA_PORT
+
+    me = sender()
+    stack.say(me, "我是本地户口，生了老三，能领育儿补贴吗")
+    stack.say(me, "算了")
+    questions = ["育儿假有几天", "产假多少天", "男方护理假几天", "生育登记怎么办"]
+    for i in range(MAX_TURNS_PER_SESSION - 2):
+        stack.say(me, questions[i % len(questions)])
+    # This message starts a new session; the feedback must still name the question it rates.
+    assert "已记录" in texts(stack.say(me, "没帮助"))
+    tracker = requests.get(f"http://127.0.0.1:{RASA_PORT}/conversations/{me}/tracker",
+                           params={"token": stack.env["RASA_TOKEN"], "include_events": "ALL"}, timeout=10).json()
+    events = tracker["events"]
+    assert sum(e["event"] == "session_started" for e in events) >= 2
+    assert tracker["slots"]["hukou_ordos"] is True and tracker["slots"]["child_order"] == 3  # carried over
+    assert sum(e["event"] == "user" for e in events) == MAX_TURNS_PER_SESSION + 1           # nothing lost
+    assert events[-1]["event"] == "action" and [e["event"] for e in events].count("session_started") == 2
+    item = ReviewStore(stack.env["REVIEW_DB_URL"]).items(kind="unhelpful")[0]  # newest first
+    expected = questions[(MAX_TURNS_PER_SESSION - 3) % len(questions)]
+    assert (item["kind"], item["question"]) == ("unhelpful", expected)
