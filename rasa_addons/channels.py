@@ -1,4 +1,4 @@
-"""The REST channel, hardened for citizens.
+"""The REST and socket.io channels, hardened for citizens.
 
 Same URL and payload as Rasa's `rest` channel (/webhooks/rest/webhook), plus:
 - a message starting with "/" is text, never an intent or a command;
@@ -14,6 +14,7 @@ import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -84,3 +85,43 @@ class SafeRestInput(InputChannel):
             return response.json(messages)
 
         return hook
+
+
+class SafeSocketIOInput(SocketIOInput):
+    """Rasa's socket.io channel with the same protections as the REST channel.
+
+    Same events and settings as `socketio` in credentials.yml. Before a message
+    reaches Rasa: "/" is made text, ID-card and phone numbers are masked, and an
+    empty or over-long message is answered on the socket without reaching the
+    model. If no reply comes within the deadline, the apology with the hotline
+    is sent on the socket.
+    """
+
+    @classmethod
+    def name(cls) -> Text:
+        return "socketio"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        settings = load_settings()
+
+        async def guarded(message: UserMessage) -> None:
+            out, sender = message.output_channel, message.sender_id
+            text = message.text if isinstance(message.text, str) else ""
+            if not text.strip():
+                await out.send_text_message(sender, "请输入您想咨询的问题。")
+                return
+            if len(text) > settings.max_message_chars:
+                await out.send_text_message(sender, f"消息太长了（最多{settings.max_message_chars}个字），请精简后再发送。")
+                return
+            message.text = sanitise(text)
+            task = asyncio.ensure_future(on_new_message(message))
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=REPLY_DEADLINE_S)
+            except asyncio.TimeoutError:
+                log.warning("socket.io: no reply within %.1fs for one message; sent the apology", REPLY_DEADLINE_S)
+                await out.send_text_message(sender, apology(settings))
+            except Exception:  # noqa: BLE001 - a citizen must get an answer whatever failed
+                log.exception("socket.io message handling failed")
+                await out.send_text_message(sender, apology(settings))
+
+        return super().blueprint(guarded)

@@ -38,6 +38,33 @@ def test_every_intent_has_at_least_30_examples():
         assert train.get(intent, 0) >= 30, f"{intent}: {train.get(intent, 0)} examples"
 
 
+def _examples(folder):
+    out = set()
+    for path in folder.glob("*.yml"):
+        for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
+            if "intent" not in block:
+                continue
+            for ln in block["examples"].splitlines():
+                if ln.strip().startswith("- "):
+                    out.add(re.sub(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))", r"\1", ln.strip()[2:]).strip())
+    return out
+
+
+def test_no_training_example_is_a_near_copy_of_a_heldout_one():
+    """A reworded held-out sentence in training would inflate the held-out figures.
+    Short replies (under 6 characters, e.g. 不知道啊) collide naturally and are not checked."""
+    from rapidfuzz import fuzz, process
+
+    heldout = sorted(_examples(ROOT / "tests" / "nlu"))
+    near = []
+    for text in sorted(_examples(ROOT / "data" / "nlu")):
+        if len(text) >= 6:
+            match = process.extractOne(text, heldout, scorer=fuzz.ratio, score_cutoff=85)
+            if match:
+                near.append((text, match[0], round(match[1])))
+    assert not near, near
+
+
 def test_heldout_examples_are_never_trained_on():
     def examples(folder):
         out = set()
