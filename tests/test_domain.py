@@ -66,18 +66,7 @@ def test_no_training_example_is_a_near_copy_of_a_heldout_one():
 
 
 def test_heldout_examples_are_never_trained_on():
-    def examples(folder):
-        out = set()
-        for path in folder.glob("*.yml"):
-            for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
-                if "intent" not in block:
-                    continue
-                for ln in block["examples"].splitlines():
-                    if ln.strip().startswith("- "):
-                        out.add(re.sub(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))", r"\1", ln.strip()[2:]).strip())
-        return out
-
-    assert not (examples(ROOT / "data" / "nlu") & examples(ROOT / "tests" / "nlu"))
+    assert not (_examples(ROOT / "data" / "nlu") & _examples(ROOT / "tests" / "nlu"))
 
 
 def test_every_fact_is_a_slot_with_an_ask_action(kb):
