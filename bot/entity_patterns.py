@@ -5,8 +5,7 @@ Chinese pipeline with one token per character, so a phrase matches wherever it
 occurs, whatever jieba would have segmented. Each phrase pattern carries its
 canonical value as the pattern id:
 
-- banner, department: names and short names from knowledge/departments.yml
-  (and the lookup tables in data/nlu/synonyms.yml);
+- banner, department: names and short names from knowledge/departments.yml;
 - benefit: benefit names from knowledge/benefits/ and the benefit synonyms;
 - child_order, children_count, hukou, applicant_role: the typed sections of
   data/nlu/synonyms.yml ("# --- <entity>"), plus counted phrases (两个孩子, 仨娃);
@@ -52,8 +51,7 @@ def typed_synonyms(path: Path) -> List[Tuple[str, str, str]]:
             value, kind = line[len("- lookup:"):].strip(), "lookup"
         elif line.startswith("- ") and value is not None and kind == "synonym" and section in CLOSED:
             out.append((section, line[2:].strip(), value))
-    # Canonical values such as "1" or "delivery_subsidy" are not surface text.
-    return [(e, s, v) for e, s, v in out if s and not s.isascii()]
+    return out
 
 
 def knowledge_phrases(kb: Knowledge) -> List[Tuple[str, str, str]]:
@@ -128,7 +126,7 @@ def build_patterns(kb: Knowledge, synonyms_path: Path,
                                    *counted_phrases(), *annotated_phrases(annotated)):
         surface = surface.strip()
         if len(surface) < 2 or surface.isascii():
-            continue  # one character (or a bare number / English word) is never safe to match alone
+            continue  # one character, a bare number or a canonical id ("delivery_subsidy") is not surface text
         phrases.setdefault(surface, (entity, value))
     patterns = [{"label": e, "pattern": s, "id": v} for s, (e, v) in sorted(phrases.items())]
     return patterns + token_patterns()

@@ -41,6 +41,30 @@ def sanitise(text: Text) -> Text:
     return text
 
 
+def refusal(text: Any, settings) -> Optional[Text]:
+    """What to answer, without asking the model, to an empty or over-long message."""
+    if not isinstance(text, str) or not text.strip():
+        return "请输入您想咨询的问题。"
+    if len(text) > settings.max_message_chars:
+        return f"消息太长了（最多{settings.max_message_chars}个字），请精简后再发送。"
+    return None
+
+
+async def handled_in_time(on_new_message: Callable[[UserMessage], Awaitable[Any]], message: UserMessage) -> bool:
+    """Run the message through Rasa; False when it failed or missed the deadline
+    (the handling itself goes on, so nothing is lost from the conversation)."""
+    task = asyncio.ensure_future(on_new_message(message))
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=REPLY_DEADLINE_S)
+        return True
+    except asyncio.TimeoutError:
+        log.warning("%s: no reply within %.1fs for one message; sent the apology",
+                    message.input_channel, REPLY_DEADLINE_S)
+    except Exception:  # noqa: BLE001 - a citizen must get an answer whatever failed
+        log.exception("%s: message handling failed", message.input_channel)
+    return False
+
+
 class SafeRestInput(InputChannel):
     @classmethod
     def name(cls) -> Text:
@@ -62,23 +86,14 @@ class SafeRestInput(InputChannel):
             if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
                 return response.json({"error": "sender 必须是非空字符串（最多128个字符） / sender must be a string"},
                                      status=400)
-            if not isinstance(text, str) or not text.strip():
-                return response.json([{"recipient_id": sender, "text": "请输入您想咨询的问题。"}])
-            if len(text) > settings.max_message_chars:
-                return response.json([{"recipient_id": sender,
-                                       "text": f"消息太长了（最多{settings.max_message_chars}个字），请精简后再发送。"}])
+            refused = refusal(text, settings)
+            if refused:
+                return response.json([{"recipient_id": sender, "text": refused}])
             metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
             collector = CollectingOutputChannel()
             message = UserMessage(sanitise(text), collector, sender, input_channel=self.name(), metadata=metadata)
-            task = asyncio.ensure_future(on_new_message(message))
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=REPLY_DEADLINE_S)
-            except asyncio.TimeoutError:
-                log.warning("no reply within %.1fs for one message; sent the apology", REPLY_DEADLINE_S)
+            if not await handled_in_time(on_new_message, message):
                 return response.json(collector.messages + [{"recipient_id": sender, "text": apology(settings)}])
-            except Exception:  # noqa: BLE001 - a citizen must get an answer whatever failed
-                log.exception("message handling failed")
-                return response.json([{"recipient_id": sender, "text": apology(settings)}])
             messages: List[Dict[Text, Any]] = collector.messages
             if not messages:
                 messages = [{"recipient_id": sender, "text": apology(settings)}]
@@ -106,22 +121,12 @@ class SafeSocketIOInput(SocketIOInput):
 
         async def guarded(message: UserMessage) -> None:
             out, sender = message.output_channel, message.sender_id
-            text = message.text if isinstance(message.text, str) else ""
-            if not text.strip():
-                await out.send_text_message(sender, "请输入您想咨询的问题。")
+            refused = refusal(message.text, settings)
+            if refused:
+                await out.send_text_message(sender, refused)
                 return
-            if len(text) > settings.max_message_chars:
-                await out.send_text_message(sender, f"消息太长了（最多{settings.max_message_chars}个字），请精简后再发送。")
-                return
-            message.text = sanitise(text)
-            task = asyncio.ensure_future(on_new_message(message))
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=REPLY_DEADLINE_S)
-            except asyncio.TimeoutError:
-                log.warning("socket.io: no reply within %.1fs for one message; sent the apology", REPLY_DEADLINE_S)
-                await out.send_text_message(sender, apology(settings))
-            except Exception:  # noqa: BLE001 - a citizen must get an answer whatever failed
-                log.exception("socket.io message handling failed")
+            message.text = sanitise(message.text)
+            if not await handled_in_time(on_new_message, message):
                 await out.send_text_message(sender, apology(settings))
 
         return super().blueprint(guarded)

@@ -98,6 +98,36 @@ def resolve_event_by_type(type_name: Text, default=None):
     raise ValueError(f"Unknown event name '{type_name}'.")
 
 
+MAX_TURNS_PER_SESSION = 20
+
+
+def turns_in_current_session(tracker) -> int:
+    from rasa.shared.core.events import SessionStarted, UserUttered
+
+    turns = 0
+    for event in reversed(tracker.events):
+        if isinstance(event, SessionStarted):
+            break
+        if isinstance(event, UserUttered):
+            turns += 1
+    return turns
+
+
+def is_session_too_long(tracker, domain) -> bool:
+    """The current session is long, no form is active and it has not expired by time."""
+    import time
+
+    from rasa.shared.core.events import UserUttered
+
+    if tracker.active_loop_name or turns_in_current_session(tracker) < MAX_TURNS_PER_SESSION:
+        return False
+    config = domain.session_config
+    last = tracker.get_last_event_for(UserUttered)
+    expired_by_time = (config.are_sessions_enabled() and last is not None
+                       and (time.time() - last.timestamp) / 60 > config.session_expiration_time)
+    return not expired_by_time
+
+
 def carried_slots(tracker) -> list:
     from rasa.shared.core.events import SlotSet
 
@@ -143,48 +173,16 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
         cursor.close()
 
 
-MAX_TURNS_PER_SESSION = 20
-
-
-def turns_in_current_session(tracker) -> int:
-    from rasa.shared.core.events import SessionStarted, UserUttered
-
-    turns = 0
-    for event in reversed(tracker.events):
-        if isinstance(event, SessionStarted):
-            break
-        if isinstance(event, UserUttered):
-            turns += 1
-    return turns
-
-
-def is_session_too_long(tracker, domain) -> bool:
-    """The current session is long, no form is active and it has not expired by time."""
-    import time
-
-    from rasa.shared.core.events import UserUttered
-
-    if tracker.active_loop_name or turns_in_current_session(tracker) < MAX_TURNS_PER_SESSION:
-        return False
-    config = domain.session_config
-    last = tracker.get_last_event_for(UserUttered)
-    expired_by_time = (config.are_sessions_enabled() and last is not None
-                       and (time.time() - last.timestamp) / 60 > config.session_expiration_time)
-    return not expired_by_time
-
-
 def install() -> None:
     """Idempotent: install the fixes once per process."""
     global _installed
     if _installed:
         return
-    from rasa.core.actions.action import RemoteAction
+    from rasa.core.actions.action import ActionSessionStart, RemoteAction
+    from rasa.core.processor import MessageProcessor
     from rasa.shared.core.events import Event
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
-
-    from rasa.core.actions.action import ActionSessionStart
-    from rasa.core.processor import MessageProcessor
 
     RemoteAction._validate_action_result = validate_action_result
     _patch_sessions(MessageProcessor, ActionSessionStart)
