@@ -31,7 +31,7 @@ printf 'rest:\n' > build/bench/stock_credentials.yml
 
 for name in ours default; do
   echo "== NLU held-out: $name"
-  $PY bench/nlu_eval.py --model "build/bench/$name.tar.gz" --json "build/bench/$name.nlu.json" | head -4
+  $PY bench/nlu_eval.py --model "build/bench/$name.tar.gz" --json "build/bench/$name.nlu.json" | sed -n 1,5p
 done
 
 $RASA run actions --actions actions.actions --port 5055 >"$VAR_DIR/actions.log" 2>&1 &

@@ -110,6 +110,9 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    import structlog  # Rasa logs each parse through structlog, which prints debug by default
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     examples = load_examples(ROOT / "tests" / "nlu")
     figures = score(examples, asyncio.run(predict(Path(args.model), examples)))
     print(f"held-out examples: {figures['examples']}")

@@ -14,7 +14,7 @@ import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from rasa.core.channels.socketio import SocketIOInput
+from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -102,6 +102,17 @@ class SafeRestInput(InputChannel):
         return hook
 
 
+class SafeSocketIOOutput(SocketIOOutput):
+    """Rasa 3.6's socket.io output passes a custom JSON payload's keys to
+    `AsyncServer.emit` as keyword arguments, so every answer carrying one (our
+    clause, department and feedback data) raised TypeError, the turn was
+    aborted and nothing was stored. Here the payload goes out as
+    `{"custom": ...}` on the bot event, the shape the REST channel returns."""
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        await self._send_message(recipient_id, {"custom": json_message})
+
+
 class SafeSocketIOInput(SocketIOInput):
     """Rasa's socket.io channel with the same protections as the REST channel.
 
@@ -120,7 +131,9 @@ class SafeSocketIOInput(SocketIOInput):
         settings = load_settings()
 
         async def guarded(message: UserMessage) -> None:
-            out, sender = message.output_channel, message.sender_id
+            stock = message.output_channel
+            out = message.output_channel = SafeSocketIOOutput(stock.sio, stock.bot_message_evt)
+            sender = message.sender_id
             refused = refusal(message.text, settings)
             if refused:
                 await out.send_text_message(sender, refused)

@@ -22,13 +22,16 @@ briefly locked database waits instead of failing the message.
 
 Long conversations. Rasa reads every event of the current session from the
 tracker store, replays them for the rule policy and sends them all to the
-action server, on every message: per-message time grew from ~60 ms to ~240 ms
-over a 150-message conversation. A session therefore ends after
-MAX_TURNS_PER_SESSION user messages (never while a form is active) and the
-next one carries the slots over (the facts the citizen gave, the last topic),
-so nothing the dialogue needs is lost; the chat history still shows the whole
-conversation (the history API reads all sessions). Time-based expiry
-(`session_config` in domain.yml) is unchanged and still starts afresh.
+action server, on every message: per-message time grew from ~35 ms to ~110 ms
+over a 60-message conversation (py-spy: past states for the policies, the
+tracker JSON for the action server and the tracker read, all growing with the
+session). A session therefore ends after MAX_TURNS_PER_SESSION user messages
+and the next one starts with what the dialogue needs: each filled slot once
+(the facts the citizen gave, the last topic, the slot a form is asking for)
+and, inside an eligibility check, the active form, so the check goes on where
+it was. The chat history still shows the whole conversation (the history API
+reads all sessions). Time-based expiry (`session_config` in domain.yml) is
+unchanged and still starts afresh.
 """
 from __future__ import annotations
 
@@ -98,7 +101,7 @@ def resolve_event_by_type(type_name: Text, default=None):
     raise ValueError(f"Unknown event name '{type_name}'.")
 
 
-MAX_TURNS_PER_SESSION = 20
+MAX_TURNS_PER_SESSION = 10
 
 
 def turns_in_current_session(tracker) -> int:
@@ -114,12 +117,12 @@ def turns_in_current_session(tracker) -> int:
 
 
 def is_session_too_long(tracker, domain) -> bool:
-    """The current session is long, no form is active and it has not expired by time."""
+    """The current session is long and has not expired by time."""
     import time
 
     from rasa.shared.core.events import UserUttered
 
-    if tracker.active_loop_name or turns_in_current_session(tracker) < MAX_TURNS_PER_SESSION:
+    if turns_in_current_session(tracker) < MAX_TURNS_PER_SESSION:
         return False
     config = domain.session_config
     last = tracker.get_last_event_for(UserUttered)
@@ -128,11 +131,16 @@ def is_session_too_long(tracker, domain) -> bool:
     return not expired_by_time
 
 
-def carried_slots(tracker) -> list:
-    from rasa.shared.core.events import SlotSet
+def carried_over(tracker) -> list:
+    """What a session split keeps: one SlotSet per slot that holds a value, then
+    the active form (after its requested_slot, so the form resumes on it)."""
+    from rasa.shared.core.events import ActiveLoop, SlotSet
 
-    return [SlotSet(name, slot.value) for name, slot in tracker.slots.items()
-            if slot.value is not None and slot.value != slot.initial_value]
+    events = [SlotSet(name, slot.value) for name, slot in tracker.slots.items()
+              if slot.value is not None and slot.value != slot.initial_value]
+    if tracker.active_loop_name:
+        events.append(ActiveLoop(tracker.active_loop_name))
+    return events
 
 
 def _patch_sessions(processor_cls, session_start_cls) -> None:
@@ -147,11 +155,10 @@ def _patch_sessions(processor_cls, session_start_cls) -> None:
 
         events = await stock_run(self, output_channel, nlg, tracker, domain)
         if is_session_too_long(tracker, domain):
-            # One SlotSet per slot that holds a value. (Rasa's own carry-over
-            # copies every SlotSet event of the old session, so carried slots
-            # would pile up session after session.)
+            # Rasa's own carry-over copies every SlotSet event of the old
+            # session, so carried slots would pile up session after session.
             events = [e for e in events if not isinstance(e, SlotSet)]
-            events[1:1] = carried_slots(tracker)
+            events[1:1] = carried_over(tracker)
         return events
 
     processor_cls._has_session_expired = _has_session_expired

@@ -42,6 +42,27 @@ def test_eligibility_dialogue_with_an_interruption(stack):
     assert "依据：《实施方案》二（二）2" in verdict and "市发展和改革委员会" in verdict
 
 
+def test_an_eligibility_check_survives_a_session_boundary(stack):
+    import requests
+
+    from rasa_addons.serving import MAX_TURNS_PER_SESSION
+    from tests.e2e.conftest import RASA_PORT
+
+    me = sender()
+    assert "按政策生育" in texts(stack.say(me, "我是鄂尔多斯户口，生了二胎，能领分娩补贴吗"))
+    questions = ["产假有多少天", "育儿假有几天", "男方护理假几天"]
+    for i in range(MAX_TURNS_PER_SESSION):  # side questions: each answered, then the check asks again
+        side = texts(stack.say(me, questions[i % len(questions)]))
+        assert "依据：《实施方案》" in side and "按政策生育" in side
+    assert "助产机构" in texts(stack.say(me, "是的"))
+    verdict = texts(stack.say(me, "是"))
+    assert "【二孩、三孩分娩补贴】符合条件" in verdict
+    tracker = requests.get(f"http://127.0.0.1:{RASA_PORT}/conversations/{me}/tracker",
+                           params={"token": stack.env["RASA_TOKEN"], "include_events": "ALL"}, timeout=10).json()
+    kinds = [e["event"] for e in tracker["events"]]
+    assert kinds.count("session_started") == 2  # the check went on in the second session
+
+
 def test_cancel_an_eligibility_check(stack):
     me = sender()
     stack.say(me, "老二能跟哥哥同校吗")
