@@ -5,6 +5,7 @@ over (entity, value) pairs, and "right answer" accuracy: the share of topic
 questions whose predicted intent renders the expected knowledge answer.
 
     .venv/bin/python bench/nlu_eval.py [--model models/ordos.tar.gz] [--json out.json]
+    .venv/bin/python bench/nlu_eval.py --heldout tests/nlu_fresh   # the set written after tuning
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ ENTITY_INTENTS = {"check_eligibility", "inform", "ask_department"}
 ANNOTATION = re.compile(r"\[([^\]]+)\](\{[^}]*\}|\(([^)]*)\))")
 
 
-def load_examples(folder: Path) -> list[dict]:
+def load_examples(folder: Path, pattern: str = "heldout_*.yml") -> list[dict]:
     """Held-out examples with their intent and expected (entity, value) pairs."""
     synonyms: dict[str, str] = {}
     train = ROOT / "data" / "nlu" / "synonyms.yml"
@@ -43,7 +44,7 @@ def load_examples(folder: Path) -> list[dict]:
                 if line.strip().startswith("- "):
                     synonyms[line.strip()[2:].strip()] = str(block["synonym"])
     out = []
-    for path in sorted(folder.glob("heldout_*.yml")):
+    for path in sorted(folder.glob(pattern)):
         for block in yaml.safe_load(path.read_text(encoding="utf-8")).get("nlu", []):
             if "intent" not in block:
                 continue
@@ -108,12 +109,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=str(ROOT / "models" / "ordos.tar.gz"))
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--heldout", default=str(ROOT / "tests" / "nlu"),
+                        help="folder of held-out NLU files (every .yml in it)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     import structlog  # Rasa logs each parse through structlog, which prints debug by default
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    examples = load_examples(ROOT / "tests" / "nlu")
+    examples = load_examples(Path(args.heldout), "*.yml")
     figures = score(examples, asyncio.run(predict(Path(args.model), examples)))
     print(f"held-out examples: {figures['examples']}")
     print(f"intent micro-F1: {figures['intent_micro_f1']:.3f}")
