@@ -58,6 +58,33 @@ def test_event_lookup_matches_rasa_for_every_event_type():
         Event.resolve_by_type("nope")
 
 
+def test_a_sqlite_file_tracker_store_reuses_its_connections(tmp_path):
+    import asyncio
+
+    import sqlalchemy as sa
+    from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    assert create_engine_kwargs(f"sqlite:///{tmp_path / 'x.db'}")["poolclass"] is sa.pool.QueuePool
+    assert create_engine_kwargs("sqlite://") == {}                       # in memory: unchanged
+    assert "poolclass" not in create_engine_kwargs("postgresql://u:p@h/db")  # Rasa's own pool
+    assert create_engine_kwargs("postgresql://u:p@h/db")["pool_size"] == 50
+
+    connects = []
+    store = SQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    sa.event.listen(store.engine, "connect", lambda *_: connects.append(1))
+    tracker = DialogueStateTracker.from_events("pool", [])
+    for i in range(3):
+        tracker.update(UserUttered(f"问题{i}", {"name": "greet", "confidence": 1.0}))
+        tracker.update(ActionExecuted("utter_greet"))
+        asyncio.run(store.save(tracker))
+        assert [e.text for e in asyncio.run(store.retrieve("pool")).events
+                if isinstance(e, UserUttered)] == [f"问题{k}" for k in range(i + 1)]
+    assert len(connects) <= 1  # NullPool would open one per database session (9 here)
+
+
 def test_events_round_trip_through_the_cached_lookup():
     from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered, deserialise_events
 
