@@ -5,7 +5,7 @@ over (entity, value) pairs, and "right answer" accuracy: the share of topic
 questions whose predicted intent renders the expected knowledge answer.
 
     .venv/bin/python bench/nlu_eval.py [--model models/ordos.tar.gz] [--json out.json]
-    .venv/bin/python bench/nlu_eval.py --heldout tests/nlu_fresh   # the set written after tuning
+    .venv/bin/python bench/nlu_eval.py --heldout DIR   # another folder of held-out files
 """
 from __future__ import annotations
 
