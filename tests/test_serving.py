@@ -85,6 +85,78 @@ def test_a_sqlite_file_tracker_store_reuses_its_connections(tmp_path):
     assert len(connects) <= 1  # NullPool would open one per database session (9 here)
 
 
+def test_saves_after_a_read_store_each_event_once_without_counting(tmp_path):
+    import asyncio
+
+    import sqlalchemy as sa
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from rasa_addons.serving import STORED_EVENTS
+
+    store = SQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    statements = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda c, cur, sql, *a: statements.append(sql.lower()))
+
+    def rows():
+        with store.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.text("SELECT type_name FROM events WHERE sender_id='memo' ORDER BY id"))]
+
+    def turn(tracker, text):
+        tracker.update(UserUttered(text, {"name": "greet", "confidence": 1.0}))
+        tracker.update(ActionExecuted("utter_greet"))
+        tracker.update(ActionExecuted("action_listen"))
+
+    # A new conversation, as the processor opens one: the read finds no row, the
+    # empty tracker's save writes nothing, and the message's save needs no count.
+    tracker = asyncio.run(store.get_or_create_tracker("memo", append_action_listen=False))
+    assert getattr(tracker, STORED_EVENTS) == 0 and rows() == []
+    for event in (ActionExecuted("action_session_start"), SessionStarted()):
+        tracker.update(event)
+    turn(tracker, "你好")
+    asyncio.run(store.save(tracker))
+    assert not any("count(" in s for s in statements)
+    assert getattr(tracker, STORED_EVENTS) == 5 and len(rows()) == 5
+    # Another conversation opened the usual way (initial action_listen) is stored whole.
+    other = asyncio.run(store.get_or_create_tracker("other"))
+    turn(other, "在吗")
+    asyncio.run(store.save(other))
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM events WHERE sender_id='other'")).scalar() == 4
+
+    # The next message reads the tracker back (from the session start on): its saves no longer count.
+    tracker = asyncio.run(store.retrieve("memo"))
+    assert getattr(tracker, STORED_EVENTS) == len(tracker.events) == 4
+    statements.clear()
+    turn(tracker, "育儿假有几天")
+    asyncio.run(store.save(tracker))
+    tracker.update(SlotSet("benefit", "birth_subsidy"))
+    asyncio.run(store.save(tracker))
+    asyncio.run(store.save(tracker))  # nothing new: nothing inserted
+    # A session that starts during the message (the turn limit) is stored once too.
+    tracker.update(ActionExecuted("action_session_start"))
+    tracker.update(SessionStarted())
+    turn(tracker, "谢谢")
+    asyncio.run(store.save(tracker))
+    assert not any("count(" in s for s in statements)
+    assert rows() == ["action", "session_started", "user", "action", "action",
+                      "user", "action", "action", "slot",
+                      "action", "session_started", "user", "action", "action"]
+    assert [e.text for e in asyncio.run(store.retrieve("memo")).events if isinstance(e, UserUttered)] == ["谢谢"]
+
+    # A tracker built without reading (e.g. replaced through the HTTP API) is counted as before.
+    fresh = DialogueStateTracker.from_events("memo", list(tracker.events)[-4:])
+    turn(fresh, "再见")
+    statements.clear()
+    asyncio.run(store.save(fresh))
+    assert any("count(" in s for s in statements)
+    assert len(rows()) == 17 and rows()[-3:] == ["user", "action", "action"]
+    # Reading all sessions (the history view) leaves the count to the save.
+    assert not hasattr(asyncio.run(store.retrieve_full_tracker("memo")), STORED_EVENTS)
+
+
 def test_events_round_trip_through_the_cached_lookup():
     from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered, deserialise_events
 
