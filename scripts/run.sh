@@ -19,14 +19,42 @@ pids=()
 cleanup() {
   trap - INT TERM EXIT
   echo "stopping..."
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Each process and its children (Rasa's worker processes when RASA_WORKERS > 1)
+  # get SIGTERM, again every 2 s while alive (a Sanic worker can miss the first
+  # one during startup work), and SIGKILL after 10 s.
+  local all=() left
+  for pid in "${pids[@]}"; do all+=("$pid" $(pgrep -P "$pid" || true)); done
+  for attempt in 1 2 3 4 5 6; do
+    left=()
+    for pid in "${all[@]}"; do  # alive and not a zombie waiting to be reaped
+      ps -o stat= -p "$pid" 2>/dev/null | grep -qv Z && left+=("$pid")
+    done
+    [ ${#left[@]} -eq 0 ] && break
+    if [ "$attempt" -eq 6 ]; then kill -KILL "${left[@]}" 2>/dev/null || true; break; fi
+    kill -TERM "${left[@]}" 2>/dev/null || true
+    sleep 2
+  done
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
 
+# Several Rasa worker processes (RASA_WORKERS) need a lock store they all share:
+# Redis. Without one configured, a local redis-server is started for them.
+RASA_WORKERS="${RASA_WORKERS:-1}"
+if [ "$RASA_WORKERS" -gt 1 ] && [ "$LOCK_STORE_TYPE" = in_memory ]; then
+  if ! command -v redis-server >/dev/null; then
+    echo "RASA_WORKERS=$RASA_WORKERS needs a Redis lock store: install redis-server (make setup does)," >&2
+    echo "or set LOCK_STORE_TYPE=redis REDIS_HOST=... REDIS_PORT=... for an existing one." >&2
+    exit 1
+  fi
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$VAR_DIR/redis.log" 2>&1 &
+  pids+=($!)
+  export LOCK_STORE_TYPE=redis REDIS_HOST=127.0.0.1
+fi
+
 $RASA run actions --actions actions.actions --port 5055 &
 pids+=($!)
-$RASA run --model models/ordos.tar.gz --endpoints endpoints.yml --credentials credentials.yml \
+SANIC_WORKERS="$RASA_WORKERS" $RASA run --model models/ordos.tar.gz --endpoints endpoints.yml --credentials credentials.yml \
   --port 5005 --enable-api --auth-token "$RASA_TOKEN" --cors "http://127.0.0.1:8000" &
 pids+=($!)
 $PY -m bot.web &

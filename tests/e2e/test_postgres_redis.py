@@ -1,5 +1,6 @@
 """The same code on PostgreSQL (tracker store and review store) with a Redis
-lock store: only environment settings change. Starts throwaway local servers."""
+lock store and two Rasa worker processes (RASA_WORKERS=2 in `make run`): only
+environment settings change. Starts throwaway local servers."""
 import os
 import shutil
 import subprocess
@@ -53,7 +54,8 @@ def servers(tmp_path_factory, stack):
     subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "rasa", "rasa"], check=True)
     url = f"postgresql://rasa@127.0.0.1:{PG_PORT}/rasa"
     env = {**stack.env, "TRACKER_DB_DIALECT": "postgresql", "TRACKER_DB_URL": url, "REVIEW_DB_URL": url,
-           "LOCK_STORE_TYPE": "redis", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(REDIS_PORT)}
+           "LOCK_STORE_TYPE": "redis", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(REDIS_PORT),
+           "SANIC_WORKERS": "2"}
     actions = start([str(BIN / "rasa"), "run", "actions", "--actions", "actions.actions", "--port", "15056"],
                     {**env, "ACTION_SERVER_URL": "http://127.0.0.1:15056"}, tmp / "actions.log")
     rasa = start([str(BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", "endpoints.yml",
@@ -88,3 +90,37 @@ def test_conversation_is_stored_in_postgres_with_a_redis_lock(servers):
     assert events > 4
     assert any("天气" in q for q in questions)
     assert "13912345678" not in stored and "13912345678" not in " ".join(questions)
+
+
+def test_two_workers_share_one_conversation_without_losing_or_doubling_events(servers):
+    """Messages of one conversation land on either worker; the Redis lock orders
+    them, and each message's events are stored once, across a session split."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import sqlalchemy as sa
+
+    sender = "workers-" + uuid.uuid4().hex
+    hook = f"http://127.0.0.1:{RASA_PORT}/webhooks/rest/webhook"
+    questions = ["育儿假有几天", "男方护理假几天", "托育补贴怎么领", "谢谢"] * 3  # 12: past the 10-message session split
+
+    def send(text):
+        return requests.post(hook, json={"sender": sender, "message": text}, timeout=60).json()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # several at once for the same conversation
+        replies = list(pool.map(send, questions))
+    assert all(replies), replies
+    engine = sa.create_engine(servers)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select type_name, data from events where sender_id = :s order by id"),
+                            {"s": sender}).all()
+    engine.dispose()
+    import json
+
+    users = [json.loads(d)["text"] for t, d in rows if t == "user"]
+    assert sorted(users) == sorted(questions)  # every message stored exactly once
+    assert sum(t == "session_started" for t, _ in rows) == 2
+    timestamps = [json.loads(d)["timestamp"] for _, d in rows]
+    assert len(set(timestamps)) == len(timestamps)  # no event written twice
+    # The Rasa server really runs two workers (the main process and its two children).
+    procs = subprocess.run(["pgrep", "-f", f"rasa run --model .* --port {RASA_PORT}"], capture_output=True, text=True)
+    assert len(procs.stdout.split()) >= 3, procs.stdout
