@@ -89,7 +89,7 @@ class PolicyIntentClassifier(GraphComponent):
         svm = self.model["svm"]
         if svm.coef_.shape[0] == 1:  # two classes: sklearn's single-column form
             return svm.decision_function(self._features(texts))
-        if getattr(self, "_views", None) is None:
+        if self._views is None:
             chars, words = self.model["chars"], self.model["words_vec"]
             self._views = [(chars.build_analyzer(), chars.vocabulary_, chars.idf_, 0, True),
                            (self._word_tokens, words.vocabulary_, words.idf_, len(chars.vocabulary_), False)]
