@@ -1,23 +1,17 @@
 """The intent classifier's fast scoring path gives sklearn's margins exactly."""
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from nlu_eval import load_examples  # noqa: E402  (the held-out reader: text and intent, annotations stripped)
 
 
 def _examples(path: Path):
-    import re
-
-    for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-        if "intent" not in block:
-            continue
-        for line in block["examples"].splitlines():
-            if line.strip().startswith("- "):
-                text = re.sub(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))", r"\1", line.strip()[2:])
-                yield text, block["intent"]
+    return [(e["text"], e["intent"]) for e in load_examples(path.parent, path.name)]
 
 
 @pytest.fixture(scope="module")
