@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from bot.config import ROOT, load_settings
 from bot.knowledge import load_knowledge
 
-PLAN_TEXT = Path(os.environ.get("PLAN_TEXT", ROOT.parent / "shared" / "policy" / "ordos-fertility-plan-2023.txt"))
+# The official plan text, kept in the repository (knowledge/source/ says where it comes from).
+PLAN_TEXT = ROOT / "knowledge" / "source" / "ordos-fertility-plan-2023.txt"
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +21,7 @@ def settings():
 
 @pytest.fixture(scope="session")
 def plan_text() -> str:
-    assert PLAN_TEXT.exists(), f"the plan text is missing at {PLAN_TEXT} (set PLAN_TEXT)"
+    assert PLAN_TEXT.exists(), f"the plan text is missing at {PLAN_TEXT}"
     return PLAN_TEXT.read_text(encoding="utf-8")
 
 

@@ -1,12 +1,18 @@
 """The plan is covered: every paragraph of it has a clause entry, verbatim,
 with every lead and responsible department the plan lists.
 
-This walks the plan text with its own simple reading, independent of the
-script that generated knowledge/clauses.yml.
+This walks the plan text kept in the repository (knowledge/source/) with its
+own simple reading, independent of the script that generated
+knowledge/clauses.yml, and checks that copy against its metadata.
 """
+import datetime as dt
+import hashlib
 import re
 
 import pytest
+import yaml
+
+from bot.config import ROOT
 
 CN = "一二三四五六七八九十"
 
@@ -71,3 +77,31 @@ def test_every_task_lists_all_its_departments(kb, plan_text):
 @pytest.mark.parametrize("clause_id", ["0", "1.1", "1.2", "3.1", "3.5", "effective", "issued"])
 def test_non_task_clauses_exist(kb, clause_id):
     assert clause_id in kb.clauses
+
+
+SOURCE = ROOT / "knowledge" / "source"
+
+
+@pytest.fixture(scope="module")
+def source_meta():
+    return yaml.safe_load((SOURCE / "ordos-fertility-plan-2023.yml").read_text(encoding="utf-8"))
+
+
+def test_the_plan_text_is_the_copy_kept_in_the_repository(plan_text, source_meta):
+    text_file = SOURCE / source_meta["file"]
+    assert plan_text == text_file.read_text(encoding="utf-8")
+    assert hashlib.sha256(text_file.read_bytes()).hexdigest() == source_meta["sha256"], (
+        "the official plan text was changed: it must stay as received")
+
+
+def test_source_metadata_agrees_with_the_text_and_plan_yml(plan_text, source_meta):
+    plan = yaml.safe_load((ROOT / "knowledge" / "plan.yml").read_text(encoding="utf-8"))
+    flat = squash(plan_text)
+    assert source_meta["title"] == plan["title"] and source_meta["title"] in flat
+    assert source_meta["issuer"] == plan["issuer"]
+    issued = source_meta["issued_date"]
+    assert issued == plan["issued_date"] and isinstance(issued, dt.date)
+    assert f"{source_meta['issuer']}{issued.year}年{issued.month}月{issued.day}日印发" in flat
+    for said in (source_meta["notice"], source_meta["effective"], source_meta["published"]["to"],
+                 source_meta["published"]["copies_to"]):
+        assert squash(said) in flat, said
