@@ -16,14 +16,24 @@ class Reply:
     buttons: list[dict] = field(default_factory=list)
     clauses: list[str] = field(default_factory=list)
     answer_id: str | None = None
+    # What the message is (see README "Reply data"): answer, verdict, ask, gist, department,
+    # not_covered, menu, fallback, out_of_scope, handoff, feedback, greet, other.
+    kind: str = "other"
+    benefit: str | None = None
+    status: str | None = None
+    fact: str | None = None
+    departments: list[str] = field(default_factory=list)
 
     def as_message(self) -> dict:
         msg = {"text": self.text}
         if self.buttons:
             msg["buttons"] = self.buttons
-        custom = {"clauses": self.clauses}
-        if self.answer_id:
-            custom["answer_id"] = self.answer_id
+        custom = {"clauses": self.clauses, "kind": self.kind}
+        for key in ("answer_id", "benefit", "status", "fact"):
+            if getattr(self, key):
+                custom[key] = getattr(self, key)
+        if self.departments:
+            custom["departments"] = self.departments
         msg["custom"] = custom
         return msg
 
