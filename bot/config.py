@@ -37,11 +37,20 @@ class Settings:
     web_port: int = field(default_factory=lambda: int(_env("WEB_PORT", "8000")))
     max_message_chars: int = field(default_factory=lambda: int(_env("MAX_MESSAGE_CHARS", "500")))
     max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", "65536")))
+    # Staff accounts, sessions and audit log (desk, review); empty: the review store's database.
+    staff_db_url: str = field(default_factory=lambda: _env("STAFF_DB_URL", ""))
+    # A staff session ends after this many hours without a request (one working shift).
+    session_idle_hours: float = field(default_factory=lambda: float(_env("SESSION_IDLE_HOURS", "8")))
+    # Secure flag of the session cookie: "auto" (when the request came over HTTPS), "always" or "never".
+    session_cookie_secure: str = field(default_factory=lambda: _env("SESSION_COOKIE_SECURE", "auto"))
 
     def review_url(self) -> str:
         if self.review_db_url:
             return self.review_db_url
         return f"sqlite:///{self.var_dir / 'review.db'}"
+
+    def staff_url(self) -> str:
+        return self.staff_db_url or self.review_url()
 
 
 def load_settings() -> Settings:
