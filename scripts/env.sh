@@ -12,4 +12,9 @@ export TRACKER_DB_URL="${TRACKER_DB_URL:-sqlite:///$VAR_DIR/tracker.db}"
 export LOCK_STORE_TYPE="${LOCK_STORE_TYPE:-in_memory}"
 export REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
 export REDIS_PORT="${REDIS_PORT:-6379}"
+# Rasa and the action server listen on loopback only: the web app is their one
+# client. Another address (0.0.0.0, a LAN address) opens them on purpose, and
+# with them a way around every check the web app makes (README: Operations).
+export RASA_INTERFACE="${RASA_INTERFACE:-127.0.0.1}"
+export ACTION_SERVER_INTERFACE="${ACTION_SERVER_INTERFACE:-127.0.0.1}"
 mkdir -p "$VAR_DIR"

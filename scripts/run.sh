@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Start the whole product on localhost: action server (5055), Rasa (5005,
-# REST + socket.io, HTTP API token-protected) and the web app (8000).
+# REST + socket.io, HTTP API token-protected) and the web app (8000), each
+# listening on loopback only unless its setting says otherwise.
 # Trains first when the model is missing or stale. Ctrl-C stops all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 PY=.venv/bin/python
-RASA=.venv/bin/rasa
 
 $PY -m bot.build
 bash scripts/train.sh
@@ -52,10 +52,10 @@ if [ "$RASA_WORKERS" -gt 1 ] && [ "$LOCK_STORE_TYPE" = in_memory ]; then
   export LOCK_STORE_TYPE=redis REDIS_HOST=127.0.0.1
 fi
 
-$RASA run actions --actions actions.actions --port 5055 &
+# Both on $RASA_INTERFACE / $ACTION_SERVER_INTERFACE: loopback unless set otherwise.
+bash scripts/serve.sh actions 5055 &
 pids+=($!)
-SANIC_WORKERS="$RASA_WORKERS" $RASA run --model models/ordos.tar.gz --endpoints endpoints.yml --credentials credentials.yml \
-  --port 5005 --enable-api --auth-token "$RASA_TOKEN" --cors "http://127.0.0.1:8000" &
+SANIC_WORKERS="$RASA_WORKERS" bash scripts/serve.sh rasa 5005 --cors "http://127.0.0.1:8000" &
 pids+=($!)
 $PY -m bot.web &
 pids+=($!)

@@ -34,12 +34,14 @@ fi
 
 # System packages the tests use: Debian's chromium and a Chinese font for the
 # browser tests (no downloaded browsers), PostgreSQL and Redis for the
-# scale-out test; axe-core from npm for the accessibility check.
+# scale-out test, iproute2 (ss) for the exposure test; axe-core from npm for
+# the accessibility check.
 if [ "${SKIP_SYSTEM_PACKAGES:-0}" != "1" ]; then
   need=()
   [ -x /usr/bin/chromium ] || need+=(chromium)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v ss >/dev/null 2>&1 || need+=(iproute2)  # the exposure test reads listening sockets
   fc-list 2>/dev/null | grep -qiE "wenquanyi|noto sans cjk" || need+=(fonts-wqy-microhei)
   if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

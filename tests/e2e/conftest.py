@@ -1,4 +1,7 @@
-"""Start the real action server and Rasa (with the trained model) for e2e tests."""
+"""Start the real action server and Rasa (with the trained model) for e2e tests.
+
+Both start through scripts/serve.sh, as `make run` starts them: on loopback
+unless RASA_INTERFACE / ACTION_SERVER_INTERFACE say otherwise."""
 from __future__ import annotations
 
 import os
@@ -16,6 +19,7 @@ MODEL = ROOT / "models" / "ordos.tar.gz"
 RASA_PORT, ACTIONS_PORT, WEB_PORT = 15005, 15055, 18000
 RASA_TOKEN = "e2e-" + os.urandom(8).hex()
 BIN = ROOT / ".venv" / "bin"
+SERVE = ROOT / "scripts" / "serve.sh"
 
 
 def wait_until(url: str, deadline_s: float, proc: subprocess.Popen) -> None:
@@ -47,41 +51,53 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 class Stack:
-    def __init__(self, tmp: Path):
+    """Action server, Rasa and web app on their own ports and a temporary var dir."""
+
+    def __init__(self, tmp: Path, rasa_port: int = RASA_PORT, actions_port: int = ACTIONS_PORT,
+                 web_port: int = WEB_PORT):
         self.tmp = tmp
+        self.rasa_port, self.actions_port, self.web_port = rasa_port, actions_port, web_port
         self.env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "VAR_DIR": str(tmp),
-                    "ACTION_SERVER_URL": f"http://127.0.0.1:{ACTIONS_PORT}",
+                    "ACTION_SERVER_URL": f"http://127.0.0.1:{actions_port}",
                     "TRACKER_DB_DIALECT": "sqlite", "TRACKER_DB_URL": f"sqlite:///{tmp / 'tracker.db'}",
                     "LOCK_STORE_TYPE": "in_memory", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6379",
                     "REVIEW_DB_URL": f"sqlite:///{tmp / 'review.db'}",
-                    "RASA_URL": f"http://127.0.0.1:{RASA_PORT}", "RASA_TOKEN": RASA_TOKEN,
-                    "WEB_HOST": "127.0.0.1", "WEB_PORT": str(WEB_PORT),
+                    "RASA_URL": f"http://127.0.0.1:{rasa_port}", "RASA_TOKEN": RASA_TOKEN,
+                    "WEB_HOST": "127.0.0.1", "WEB_PORT": str(web_port),
                     # Browser tests send many messages from one client.
                     "RATE_LIMIT_PER_MINUTE": "200"}
+        for opened_on_purpose in ("RASA_INTERFACE", "ACTION_SERVER_INTERFACE"):
+            self.env.pop(opened_on_purpose, None)  # the defaults are what the tests check
         self.actions = None
         self.rasa = None
         self.web = None
-        self.web_url = f"http://127.0.0.1:{WEB_PORT}"
+        self.web_url = f"http://127.0.0.1:{web_port}"
+        self.rasa_url = f"http://127.0.0.1:{rasa_port}"
+        self.actions_url = f"http://127.0.0.1:{actions_port}"
 
     def start_web(self) -> None:
         self.web = start([str(BIN / "python"), "-m", "bot.web"], self.env, self.tmp / "web.log")
         wait_until(f"{self.web_url}/api/welcome", 60, self.web)
 
     def start_actions(self) -> None:
-        self.actions = start([str(BIN / "rasa"), "run", "actions", "--actions", "actions.actions",
-                              "--port", str(ACTIONS_PORT)], self.env, self.tmp / "actions.log")
-        wait_until(f"http://127.0.0.1:{ACTIONS_PORT}/health", 120, self.actions)
+        self.actions = start(["bash", str(SERVE), "actions", str(self.actions_port)], self.env,
+                             self.tmp / "actions.log")
+        wait_until(f"{self.actions_url}/health", 120, self.actions)
 
     def start_rasa(self) -> None:
-        self.rasa = start([str(BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", "endpoints.yml",
-                           "--credentials", "credentials.yml", "--port", str(RASA_PORT),
-                           "--enable-api", "--auth-token", RASA_TOKEN], self.env,
-                          self.tmp / "rasa.log")
-        wait_until(f"http://127.0.0.1:{RASA_PORT}/", 240, self.rasa)
+        self.rasa = start(["bash", str(SERVE), "rasa", str(self.rasa_port)], self.env, self.tmp / "rasa.log")
+        wait_until(f"{self.rasa_url}/", 240, self.rasa)
 
     def say(self, sender: str, text: str, timeout: float = 30) -> list[dict]:
-        resp = requests.post(f"http://127.0.0.1:{RASA_PORT}/webhooks/rest/webhook",
+        resp = requests.post(f"{self.rasa_url}/webhooks/rest/webhook",
                              json={"sender": sender, "message": text}, timeout=timeout)
+        resp.raise_for_status()
+        return resp.json()
+
+    def tracker(self, sender: str) -> dict:
+        """The conversation as Rasa stores it, through its token-protected HTTP API."""
+        resp = requests.get(f"{self.rasa_url}/conversations/{sender}/tracker",
+                            params={"token": RASA_TOKEN}, timeout=30)
         resp.raise_for_status()
         return resp.json()
 
