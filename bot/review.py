@@ -22,7 +22,8 @@ from .text import mask_personal_data
 
 log = logging.getLogger(__name__)
 
-KINDS = ("unanswered", "out_of_scope", "handoff", "unhelpful", "helpful", "low_confidence")
+KINDS = ("unanswered", "out_of_scope", "handoff", "unhelpful", "helpful", "low_confidence",
+         "desk_no_result", "desk_flag")
 MAX_STORED_CHARS = 1000
 
 metadata = sa.MetaData()
