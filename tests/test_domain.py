@@ -78,27 +78,21 @@ def test_heldout_examples_are_never_trained_on():
     assert not (_examples(ROOT / "data" / "nlu") & _heldout())
 
 
-def test_every_fact_is_a_slot_with_an_ask_action(kb):
-    for name in kb.input_facts():
-        if name == "today":
-            continue
+def test_every_fact_and_state_is_a_slot_set_only_by_the_dialogue(kb):
+    from bot.dialogue import STATE_SLOTS
+
+    names = [n for n in kb.input_facts() if n != "today"] + list(STATE_SLOTS)
+    for name in names:
         assert name in DOMAIN["slots"], name
-        assert f"action_ask_{name}" in DOMAIN["actions"], name
-        assert name in DOMAIN["forms"]["eligibility_form"]["required_slots"]
+        # Rasa's mappings never fill them: bot/dialogue.py reads every message itself.
+        assert DOMAIN["slots"][name]["mappings"] == [{"type": "custom"}], name
 
 
-def test_domain_responses_state_no_policy_numbers():
-    # Policy facts are rendered from knowledge/, never typed in domain.yml.
-    for name, variants in DOMAIN["responses"].items():
-        for v in variants:
-            assert not re.search(r"\d", v.get("text", "")), f"{name} states a number"
-
-
-def test_no_button_payload_is_an_intent():
-    for variants in DOMAIN["responses"].values():
-        for v in variants:
-            for b in v.get("buttons", []):
-                assert not b["payload"].startswith("/")
+def test_every_intent_is_one_turn_of_action_respond():
+    rules = yaml.safe_load((ROOT / "data" / "rules" / "respond.yml").read_text(encoding="utf-8"))["rules"]
+    answered = {r["steps"][0]["intent"] for r in rules if r["steps"][1] == {"action": "action_respond"}}
+    assert set(DOMAIN["intents"]) | {"nlu_fallback"} == answered
+    assert DOMAIN["actions"] == ["action_respond"] and "forms" not in DOMAIN
 
 
 def test_generated_files_are_up_to_date():
