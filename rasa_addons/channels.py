@@ -1,31 +1,40 @@
-"""The REST and socket.io channels, hardened for citizens.
+"""The REST channel, hardened for citizens.
 
 Same URL and payload as Rasa's `rest` channel (/webhooks/rest/webhook), plus:
 - a message starting with "/" is text, never an intent or a command;
-- ID-card and phone numbers are masked before Rasa (and its tracker store) sees them;
+- personal data (ID-card, phone and bank-card numbers, e-mail addresses) is
+  masked before Rasa (and its tracker store) sees it, in the text and in the
+  request's `metadata`; lone surrogates and control characters are replaced;
 - empty or over-long messages get a clear answer without reaching the model;
 - if no reply comes within the deadline, or the action server failed and
   nothing was said, the citizen gets an apology and the hotline, never silence.
+
+The product has no socket.io channel: the widget talks to the web app, which
+uses this one.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.config import load_settings
 from bot.render import busy_apology
-from bot.text import mask_personal_data
+from bot.text import mask_personal_data, mask_structure, strip_unsafe
 
 log = logging.getLogger(__name__)
 
 REPLY_DEADLINE_S = 4.5
+# Metadata is kept only while small and shallow (nothing in the product sends any).
+METADATA_MAX_DEPTH = 4
+METADATA_MAX_ITEMS = 20
+METADATA_MAX_CHARS = 2000
 
 
 def apology(settings=None) -> Text:
@@ -39,6 +48,21 @@ def sanitise(text: Text) -> Text:
         # Full-width slash: read as text by NLU, never as "/intent" or "/restart".
         text = "／" + stripped[1:]
     return text
+
+
+def masked_metadata(value: Any) -> Optional[Dict[Text, Any]]:
+    """The request's metadata with its personal data masked, or None when it is
+    not a small JSON object (it is then dropped, never stored)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        masked = mask_structure(value, max_depth=METADATA_MAX_DEPTH, max_items=METADATA_MAX_ITEMS)
+        if len(json.dumps(masked, ensure_ascii=False)) > METADATA_MAX_CHARS:
+            raise ValueError("too large")
+    except (ValueError, TypeError, RecursionError) as exc:
+        log.info("rest: metadata dropped (%s)", exc)
+        return None
+    return masked
 
 
 def refusal(text: Any, settings) -> Optional[Text]:
@@ -83,13 +107,14 @@ class SafeRestInput(InputChannel):
             body = request.json if isinstance(request.json, dict) else {}
             sender = body.get("sender")
             text = body.get("message")
-            if not isinstance(sender, str) or not sender.strip() or len(sender) > 128:
-                return response.json({"error": "sender 必须是非空字符串（最多128个字符） / sender must be a string"},
+            if (not isinstance(sender, str) or not sender.strip() or len(sender) > 128
+                    or strip_unsafe(sender) != sender):
+                return response.json({"error": "sender 必须是非空字符串（最多128个字符，不含控制字符） / sender must be a printable string"},
                                      status=400)
             refused = refusal(text, settings)
             if refused:
                 return response.json([{"recipient_id": sender, "text": refused}])
-            metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
+            metadata = masked_metadata(body.get("metadata"))
             collector = CollectingOutputChannel()
             message = UserMessage(sanitise(text), collector, sender, input_channel=self.name(), metadata=metadata)
             if not await handled_in_time(on_new_message, message):
@@ -100,46 +125,3 @@ class SafeRestInput(InputChannel):
             return response.json(messages)
 
         return hook
-
-
-class SafeSocketIOOutput(SocketIOOutput):
-    """Rasa 3.6's socket.io output passes a custom JSON payload's keys to
-    `AsyncServer.emit` as keyword arguments, so every answer carrying one (our
-    clause, department and feedback data) raised TypeError, the turn was
-    aborted and nothing was stored. Here the payload goes out as
-    `{"custom": ...}` on the bot event, the shape the REST channel returns."""
-
-    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
-        await self._send_message(recipient_id, {"custom": json_message})
-
-
-class SafeSocketIOInput(SocketIOInput):
-    """Rasa's socket.io channel with the same protections as the REST channel.
-
-    Same events and settings as `socketio` in credentials.yml. Before a message
-    reaches Rasa: "/" is made text, ID-card and phone numbers are masked, and an
-    empty or over-long message is answered on the socket without reaching the
-    model. If no reply comes within the deadline, the apology with the hotline
-    is sent on the socket.
-    """
-
-    @classmethod
-    def name(cls) -> Text:
-        return "socketio"
-
-    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        settings = load_settings()
-
-        async def guarded(message: UserMessage) -> None:
-            stock = message.output_channel
-            out = message.output_channel = SafeSocketIOOutput(stock.sio, stock.bot_message_evt)
-            sender = message.sender_id
-            refused = refusal(message.text, settings)
-            if refused:
-                await out.send_text_message(sender, refused)
-                return
-            message.text = sanitise(message.text)
-            if not await handled_in_time(on_new_message, message):
-                await out.send_text_message(sender, apology(settings))
-
-        return super().blueprint(guarded)

@@ -1,8 +1,11 @@
 """First NLU component: normalise what citizens type before tokenising.
 
-Traditional to simplified, full-width to half-width, emoji and control
-characters to spaces, and a length cap. Offsets are preserved (one character
-in, one character out) so entity annotations in training data stay aligned.
+Traditional to simplified, full-width to half-width, emoji, control
+characters and lone surrogates to spaces, and a length cap. Offsets are
+preserved (one character in, one character out) so entity annotations in
+training data stay aligned. At prediction time personal data is masked after
+normalising, so the text Rasa stores as `parse_data.text` never holds an ID,
+phone or card number in clear, whichever way it reached the model.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.text import normalize_keep_offsets
+from bot.text import mask_personal_data, normalize_keep_offsets
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
@@ -42,7 +45,7 @@ class TextNormalizer(GraphComponent):
             if len(new) == len(text):
                 message.set(TEXT, new)
         else:
-            message.set(TEXT, new[: self.max_chars])
+            message.set(TEXT, mask_personal_data(new)[: self.max_chars])
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         for example in training_data.training_examples:
