@@ -3,6 +3,10 @@
 A condition evaluates to True, False or None (a fact it needs is missing).
 A benefit is `ineligible` as soon as one condition is False, `unknown` when
 none is False but some are None, and `eligible` only when all are True.
+A timing condition (产假期满后) is about when, not whether: unmet, it means
+"later" and never makes a benefit ineligible; it is never asked for.
+`eligible` means the conditions the plan states are met: where the plan
+leaves others to a department or a rule, `open_conditions` says who sets them.
 """
 from __future__ import annotations
 
@@ -123,17 +127,37 @@ class Result:
     departments: dict[str, Any]
     amount: str
     note: str
+    # Who sets the conditions the plan leaves open ("" when the plan states them all).
+    open_conditions: str = ""
+    # Timing conditions not met yet: the benefit applies later (e.g. 产假期满后).
+    later: tuple[str, ...] = ()
+
+    @property
+    def department_names(self) -> list[str]:
+        """The handling department first, then the leads (coordinators), then the rest."""
+        return list(self.departments.get("in_order", []))
 
     def as_dict(self) -> dict[str, Any]:
         return {"benefit": self.benefit, "name": self.name, "status": self.status,
                 "reasons": list(self.reasons), "missing": list(self.missing),
                 "clauses": list(self.clauses), "departments": self.departments,
-                "amount": self.amount, "note": self.note}
+                "amount": self.amount, "note": self.note, "open_conditions": self.open_conditions,
+                "later": list(self.later)}
 
 
-def departments_for(kb: Knowledge, clause_id: str) -> dict[str, Any]:
-    clause = kb.clauses[clause_id]
-    return {"lead": list(clause.lead), "responsible": list(clause.responsible)}
+def departments_for(kb: Knowledge, benefit_id: str) -> dict[str, Any]:
+    """Handler first: {handler, reason, lead, responsible, in_order}.
+
+    `lead` and `responsible` are as the plan lists them for the benefit's
+    clauses; `in_order` is every one of them once, the handling department
+    first, then the leads as coordinators, then the rest.
+    """
+    handling = kb.benefits[benefit_id].handling
+    clauses = kb.benefits[benefit_id].clauses
+    return {"handler": handling.department, "reason": handling.reason,
+            "lead": list(kb.lead_of(clauses)),
+            "responsible": list(dict.fromkeys(d for c in clauses for d in kb.clauses[c].responsible)),
+            "in_order": handling.departments}
 
 
 def _missing_inputs(kb: Knowledge, fact_name: str, facts: dict[str, Any]) -> list[str]:
@@ -144,25 +168,29 @@ def _missing_inputs(kb: Knowledge, fact_name: str, facts: dict[str, Any]) -> lis
 def evaluate_benefit(kb: Knowledge, benefit: Benefit, facts: dict[str, Any]) -> Result:
     reasons: list[dict] = []
     missing: list[str] = []
+    later: list[str] = []
     failed = False
     for cond in benefit.conditions:
         outcome = check(cond, facts)
         label = kb.clauses[cond.clause].label
-        if outcome is None:
+        reason = {"condition": cond.text, "fact": cond.fact, "met": outcome, "clause": cond.clause,
+                  "citation": f"《实施方案》{label}"}
+        if cond.timing:
+            reason["timing"] = True
+            if outcome is False:
+                later.append(cond.text)
+        elif outcome is None:
             missing += [m for m in _missing_inputs(kb, cond.fact, facts) if m not in missing]
-            reasons.append({"condition": cond.text, "fact": cond.fact, "met": None, "clause": cond.clause,
-                            "citation": f"《实施方案》{label}"})
         else:
             failed = failed or not outcome
-            reasons.append({"condition": cond.text, "fact": cond.fact, "met": outcome, "clause": cond.clause,
-                            "citation": f"《实施方案》{label}"})
+        reasons.append(reason)
     status = INELIGIBLE if failed else (UNKNOWN if missing else ELIGIBLE)
     if status == INELIGIBLE:
         # A verdict already reached needs no more questions.
         missing = []
-    clauses = tuple(dict.fromkeys([benefit.clause] + [c.clause for c in benefit.conditions]))
-    return Result(benefit.id, benefit.name, status, tuple(reasons), tuple(missing), clauses,
-                  departments_for(kb, benefit.clause), benefit.amount, benefit.note)
+    opened = benefit.open_conditions.text if benefit.open_conditions else ""
+    return Result(benefit.id, benefit.name, status, tuple(reasons), tuple(missing), benefit.clauses,
+                  departments_for(kb, benefit.id), benefit.amount, benefit.note, opened, tuple(later))
 
 
 def evaluate(facts: dict[str, Any], today: dt.date | None = None, *, kb: Knowledge | None = None,

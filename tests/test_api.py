@@ -18,8 +18,8 @@ def post(app, body, raw=None):
 
 
 def test_eligibility_returns_every_benefit_with_reasons(app):
-    resp = post(app, {"facts": {"hukou_ordos": True, "child_order": 2, "born_under_policy": True,
-                                "delivered_at_midwifery_institution": True}})
+    resp = post(app, {"facts": {"hukou_ordos": True, "mother_hukou_ordos": True, "child_order": 2,
+                                "born_under_policy": True, "delivered_at_midwifery_institution": True}})
     assert resp.status == 200
     results = {r["benefit"]: r for r in resp.json["results"]}
     assert set(results) == set(app.ctx.kb.benefits)

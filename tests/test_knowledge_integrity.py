@@ -14,7 +14,7 @@ REQUIRED_BENEFITS = {"delivery_subsidy", "prenatal_check_subsidy", "childrearing
                      "same_school_enrolment", "housing_fund_loan_uplift", "housing_fund_rent_withdrawal",
                      "rental_housing_priority", "paternity_leave", "parental_leave", "only_child_parent_care_leave",
                      "maternity_insurance_third_child", "township_staff_rotation"}
-REQUIRED_FACTS = {"hukou_ordos", "child_order", "children_count", "birth_date", "today", "born_under_policy",
+REQUIRED_FACTS = {"hukou_ordos", "mother_hukou_ordos", "child_order", "children_count", "birth_date", "today", "born_under_policy",
                   "delivered_at_midwifery_institution", "enrolled_in_childcare", "zoning_changed",
                   "sibling_school_choice", "sibling_currently_enrolled", "first_home_purchase",
                   "housing_fund_contributor", "owns_home_locally", "renting", "applicant_role",
@@ -89,15 +89,67 @@ def test_rendered_answer_is_short_and_cites(kb, settings, answer_id):
         assert not b["payload"].startswith("/")
 
 
-def test_answers_without_amount_say_so(kb):
-    # Where the plan gives "一定的" support without an amount, the answer says so.
+def test_answers_without_amount_say_so_and_where_to_ask(kb):
+    # Where the plan gives "一定的" support without an amount, the text says the plan
+    # sets none and names the department to ask.
     for answer in kb.answers.values():
-        cited = "".join(kb.clauses[c].text for c in answer.clauses)
         if "一定的" in answer.text and "补贴" in answer.text:
-            assert "未规定" in answer.text or "实施细则" in answer.text, answer.id
+            assert "未规定" in answer.text, answer.id
+            assert answer.handling.department in answer.text, answer.id
     for benefit in kb.benefits.values():
         if "一定的" in benefit.amount:
-            assert "未规定" in benefit.amount or "实施细则" in benefit.amount, benefit.id
+            assert "未规定" in benefit.amount, benefit.id
+            assert benefit.handling.department in benefit.amount, benefit.id
+
+
+def _texts(kb):
+    for answer in kb.answers.values():
+        yield f"answer {answer.id}", answer.text, answer.clauses
+    for benefit in kb.benefits.values():
+        opened = benefit.open_conditions.text if benefit.open_conditions else ""
+        stated = " ".join([benefit.amount, benefit.note, opened, *(c.text + c.ask for c in benefit.conditions)])
+        yield f"benefit {benefit.id}", stated, benefit.clauses
+
+
+@pytest.mark.parametrize("word", ["实施细则", "细则", "生育津贴", "公租房", "廉租房"])
+def test_no_text_names_what_its_clauses_do_not(kb, word):
+    # The plan never mentions 实施细则 (nor 生育津贴, 公租房, 廉租房): a text that
+    # promises them goes past the plan.
+    for entry, text, clauses in _texts(kb):
+        if word in text:
+            assert any(word in kb.clauses[c].text for c in clauses), f"{entry} says {word}"
+
+
+def test_no_synonym_maps_to_a_different_programme(kb):
+    mapped = {v: canonical for canonical, variants in kb.synonyms.items() for v in variants}
+    for other in ("公租房", "廉租房"):
+        assert mapped.get(other) != "保障性租赁住房"
+    assert "生育津贴" not in mapped and "生育津贴" not in kb.synonyms
+    for answer in kb.answers.values():
+        assert not {"生育津贴", "津贴", "公租房", "廉租房"} & set(answer.keywords), answer.id
+
+
+def test_maternity_insurance_keeps_the_plans_names_of_the_payment_reforms(kb):
+    text = kb.answers["maternity_insurance"].text
+    assert "疾病诊断分组付费及按病种分值付费改革" in text
+    assert "疾病诊断分组付费及按病种分值付费改革" in kb.clauses["2.4.1"].text
+
+
+def test_warm_home_is_given_no_purpose_the_plan_does_not_state(kb):
+    text = kb.answers["warm_home"].text
+    assert "暖心家园" in text and "提供扶助关怀" not in text
+    assert "方案没有写明" in text
+
+
+def test_childcare_supervision_says_who_supervises(kb):
+    text = kb.answers["childcare_supervision"].text
+    assert "全市各级人民政府" in text and "承担监管责任" in text
+    assert "全市各级人民政府对婴幼儿照护服务制度建设、行业规划、质量安全、运营秩序承担监管责任" in kb.clauses["2.3.4"].text
+
+
+def test_prenatal_diagnosis_numbers_are_called_construction_targets(kb):
+    text = kb.answers["obstetric_pediatric_services"].text
+    assert "建设目标" in text and "1所提供产前诊断服务" in text
 
 
 @pytest.fixture
@@ -147,3 +199,33 @@ def test_readme_documents_every_fact_and_benefit(kb):
         assert f"`{name}`" in readme, f"README does not document fact {name}"
     for bid in kb.benefits:
         assert f"`{bid}`" in readme, f"README does not document benefit {bid}"
+
+
+def test_open_conditions_name_a_listed_department_or_a_rule_the_clause_names(kb_copy):
+    path = kb_copy / "benefits" / "rental_housing_priority.yml"
+    path.write_text(path.read_text(encoding="utf-8").replace("set_by: 市住房和城乡建设局", "set_by: 市公安局"),
+                    encoding="utf-8")
+    with pytest.raises(KnowledgeError) as err:
+        load_knowledge(kb_copy)
+    assert "rental_housing_priority.yml" in str(err.value) and "市公安局" in str(err.value)
+
+
+def test_condition_without_a_list_of_conditions_fails(kb_copy):
+    path = kb_copy / "benefits" / "paternity_leave.yml"
+    path.write_text(path.read_text(encoding="utf-8").replace("conditions: []", ""), encoding="utf-8")
+    with pytest.raises(KnowledgeError) as err:
+        load_knowledge(kb_copy)
+    assert "paternity_leave.yml" in str(err.value) and "conditions" in str(err.value)
+
+
+def test_not_covered_entry_with_unknown_answer_or_field_names_it(kb_copy):
+    path = kb_copy / "not_covered.yml"
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original.replace("answer: maternity_insurance", "answer: maternity_money", 1), encoding="utf-8")
+    with pytest.raises(KnowledgeError) as err:
+        load_knowledge(kb_copy)
+    assert "not_covered.yml" in str(err.value) and "maternity_allowance" in str(err.value)
+    path.write_text(original.replace("关于{title}，{where}", "关于{title}，{department}", 1), encoding="utf-8")
+    with pytest.raises(KnowledgeError) as err:
+        load_knowledge(kb_copy)
+    assert "fourth_child" in str(err.value) and "department" in str(err.value)
