@@ -28,6 +28,8 @@ class Settings:
     rasa_token: str = field(default_factory=lambda: _env("RASA_TOKEN", ""))
     rate_limit_per_minute: int = field(default_factory=lambda: int(_env("RATE_LIMIT_PER_MINUTE", "20")))
     retention_days: int = field(default_factory=lambda: int(_env("RETENTION_DAYS", "30")))
+    # Secret for the review store's sender hashes; empty: a random one created once in var/review-salt.
+    review_salt: str = field(default_factory=lambda: _env("REVIEW_SALT", ""))
     # Which sites may embed the chat in an iframe (CSP frame-ancestors).
     embed_origins: str = field(default_factory=lambda: _env("EMBED_ORIGINS", "*"))
     tracker_db_url: str = field(default_factory=lambda: _env("TRACKER_DB_URL", ""))
