@@ -89,6 +89,19 @@ async def handled_in_time(on_new_message: Callable[[UserMessage], Awaitable[Any]
     return False
 
 
+class WholeMessageCollector(CollectingOutputChannel):
+    """Rasa's collector sends a message's custom data as a message of its own, so REST
+    clients got bubbles with no text; here the custom data stays on its message."""
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        if isinstance(message.get("custom"), dict) and (message.get("text") or message.get("buttons")):
+            await self._persist_message(self._message(recipient_id, text=message.get("text"),
+                                                      buttons=message.get("buttons") or None,
+                                                      custom=message["custom"]))
+            return
+        await super().send_response(recipient_id, message)
+
+
 class SafeRestInput(InputChannel):
     @classmethod
     def name(cls) -> Text:
@@ -115,7 +128,7 @@ class SafeRestInput(InputChannel):
             if refused:
                 return response.json([{"recipient_id": sender, "text": refused}])
             metadata = masked_metadata(body.get("metadata"))
-            collector = CollectingOutputChannel()
+            collector = WholeMessageCollector()
             message = UserMessage(sanitise(text), collector, sender, input_channel=self.name(), metadata=metadata)
             if not await handled_in_time(on_new_message, message):
                 return response.json(collector.messages + [{"recipient_id": sender, "text": apology(settings)}])

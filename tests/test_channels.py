@@ -118,3 +118,15 @@ def test_only_the_rest_channel_is_configured():
     import rasa_addons.channels as channels
 
     assert not any("socket" in name.lower() for name in dir(channels))
+
+
+def test_custom_data_stays_on_its_message():
+    import asyncio
+
+    from rasa_addons.channels import WholeMessageCollector
+
+    collector = WholeMessageCollector()
+    message = {"text": "育儿假……", "buttons": [{"title": "有帮助", "payload": "有帮助"}],
+               "custom": {"kind": "answer", "clauses": ["2.4.1"]}}
+    asyncio.run(collector.send_response("someone", dict(message)))
+    assert collector.messages == [{"recipient_id": "someone", **message}]

@@ -12,6 +12,11 @@ def texts(replies):
     return "\n".join(r.get("text", "") for r in replies)
 
 
+def custom(replies, kind):
+    """The custom data of the messages of one kind (see README "Reply data")."""
+    return [r["custom"] for r in replies if isinstance(r.get("custom"), dict) and r["custom"].get("kind") == kind]
+
+
 def sender():
     return "e2e-" + uuid.uuid4().hex
 
@@ -20,7 +25,8 @@ def test_a_question_gets_its_answer_with_clause_and_department(stack):
     replies = stack.say(sender(), "育儿假有几天")
     text = texts(replies)
     assert "10天育儿假" in text
-    assert "依据：《实施方案》二（四）1" in text and "牵头部门：市财政局" in text
+    assert "依据：《实施方案》二（四）1" in text
+    assert custom(replies, "answer")[0]["answer_id"] == "parental_leave"
     assert any(r.get("buttons") for r in replies)
 
 
@@ -31,15 +37,17 @@ def test_traditional_and_typo_questions(stack):
 
 def test_eligibility_dialogue_with_an_interruption(stack):
     me = sender()
-    first = texts(stack.say(me, "我是鄂尔多斯户口，生了二胎，能领分娩补贴吗"))
-    assert "按政策生育" in first            # hukou and child order came from the first message
-    side = texts(stack.say(me, "产假有多少天"))
-    assert "产假" in side and "依据：《实施方案》二（四）1" in side
-    assert "按政策生育" in side              # ... and the form asks again
-    assert "助产机构" in texts(stack.say(me, "是的"))
-    verdict = texts(stack.say(me, "是"))
-    assert "【二孩、三孩分娩补贴】符合条件" in verdict
-    assert "依据：《实施方案》二（二）2" in verdict and "市发展和改革委员会" in verdict
+    first = stack.say(me, "我是鄂尔多斯户口，生了二胎，能领育儿补贴吗")
+    asked = custom(first, "ask")
+    # hukou and child order came from the first message: neither is asked
+    assert asked and asked[-1]["benefit"] == "childrearing_subsidy"
+    assert asked[-1]["fact"] not in ("hukou_ordos", "child_order")
+    side = stack.say(me, "产假有多少天")
+    assert custom(side, "answer")[0]["answer_id"] == "maternity_leave"
+    assert custom(side, "ask")[-1]["fact"] == asked[-1]["fact"]      # ... and the check asks again
+    verdict = custom(stack.say(me, "是的，夫妻俩都是按政策生的"), "verdict")
+    assert verdict and verdict[0]["benefit"] == "childrearing_subsidy" and verdict[0]["status"] == "eligible"
+    assert "2.4.2" in verdict[0]["clauses"]
 
 
 def test_an_eligibility_check_survives_a_session_boundary(stack):
@@ -49,14 +57,13 @@ def test_an_eligibility_check_survives_a_session_boundary(stack):
     from tests.e2e.conftest import RASA_PORT
 
     me = sender()
-    assert "按政策生育" in texts(stack.say(me, "我是鄂尔多斯户口，生了二胎，能领分娩补贴吗"))
+    fact = custom(stack.say(me, "我是鄂尔多斯户口，生了二胎，能领育儿补贴吗"), "ask")[-1]["fact"]
     questions = ["产假有多少天", "育儿假有几天", "男方护理假几天"]
     for i in range(MAX_TURNS_PER_SESSION):  # side questions: each answered, then the check asks again
-        side = texts(stack.say(me, questions[i % len(questions)]))
-        assert "依据：《实施方案》" in side and "按政策生育" in side
-    assert "助产机构" in texts(stack.say(me, "是的"))
-    verdict = texts(stack.say(me, "是"))
-    assert "【二孩、三孩分娩补贴】符合条件" in verdict
+        side = stack.say(me, questions[i % len(questions)])
+        assert "依据：《实施方案》" in texts(side) and custom(side, "ask")[-1]["fact"] == fact
+    verdict = custom(stack.say(me, "是的，夫妻俩都是按政策生的"), "verdict")
+    assert verdict and verdict[0]["status"] == "eligible"
     tracker = requests.get(f"http://127.0.0.1:{RASA_PORT}/conversations/{me}/tracker",
                            params={"token": stack.env["RASA_TOKEN"], "include_events": "ALL"}, timeout=10).json()
     kinds = [e["event"] for e in tracker["events"]]
@@ -80,7 +87,7 @@ def test_slash_restart_is_text_not_a_command(stack):
     from tests.e2e.conftest import RASA_PORT
 
     me = sender()
-    assert "按政策生育" in texts(stack.say(me, "我是本地户口，生了老三，能领育儿补贴吗"))
+    assert custom(stack.say(me, "我是本地户口，生了老三，能领育儿补贴吗"), "ask")
     replies = stack.say(me, "/restart")
     assert texts(replies)                       # an answer, not silence
     tracker = requests.get(f"http://127.0.0.1:{RASA_PORT}/conversations/{me}/tracker",
@@ -148,3 +155,39 @@ def test_a_long_conversation_keeps_facts_feedback_and_history(stack):
     item = ReviewStore(stack.env["REVIEW_DB_URL"]).items(kind="unhelpful")[0]  # newest first
     expected = questions[(MAX_TURNS_PER_SESSION - 3) % len(questions)]
     assert (item["kind"], item["question"]) == ("unhelpful", expected)
+
+
+def test_an_unexpected_answer_in_a_check_decides_it_and_nothing_repeats(stack):
+    me = sender()
+    stack.say(me, "二孩能跟哥哥同校吗")
+    replies = stack.say(me, "哥哥已经毕业了")
+    texts_ = [r.get("text") for r in replies]
+    assert len(texts_) == len(set(texts_))
+    verdict = custom(replies, "verdict")
+    assert verdict and verdict[0]["benefit"] == "same_school_enrolment" and verdict[0]["status"] == "ineligible"
+
+
+def test_a_follow_up_is_read_against_the_last_topic(stack):
+    me = sender()
+    stack.say(me, "三孩家庭公积金贷款有什么优惠")
+    verdict = custom(stack.say(me, "不是，这是第二套房了"), "verdict")
+    assert verdict and verdict[0]["benefit"] == "housing_fund_loan_uplift" and verdict[0]["status"] == "ineligible"
+    who = custom(stack.say(me, "这个找哪个部门"), "department")
+    assert who and who[0]["answer_id"] == "housing_fund_loan"
+
+
+def test_every_button_of_a_check_is_accepted(stack):
+    """Tapping a button sends its payload as text: it must move the check on, never loop."""
+    for first in ("我能领分娩补贴吗", "我能休育儿假吗", "二孩能跟哥哥同校吗"):
+        me = sender()
+        replies = stack.say(me, first)
+        for _ in range(8):
+            asks = [r for r in replies if (r.get("custom") or {}).get("kind") == "ask"]
+            if not asks:
+                break
+            fact = asks[-1]["custom"]["fact"]
+            button = asks[-1]["buttons"][0]
+            replies = stack.say(me, button["payload"])
+            moved = custom(replies, "verdict") or [c for c in custom(replies, "ask") if c["fact"] != fact]
+            assert moved, (first, button, texts(replies))
+        assert custom(replies, "verdict"), (first, texts(replies))
