@@ -27,6 +27,7 @@ class Settings:
     action_server_url: str = field(default_factory=lambda: _env("ACTION_SERVER_URL", "http://127.0.0.1:5055"))
     rasa_token: str = field(default_factory=lambda: _env("RASA_TOKEN", ""))
     rate_limit_per_minute: int = field(default_factory=lambda: int(_env("RATE_LIMIT_PER_MINUTE", "20")))
+    # Days conversations and review items are kept; at least 1 (0 would delete everything).
     retention_days: int = field(default_factory=lambda: int(_env("RETENTION_DAYS", "30")))
     # Secret for the review store's sender hashes; empty: a random one created once in var/review-salt.
     review_salt: str = field(default_factory=lambda: _env("REVIEW_SALT", ""))
@@ -45,6 +46,11 @@ class Settings:
     session_idle_hours: float = field(default_factory=lambda: float(_env("SESSION_IDLE_HOURS", "8")))
     # Secure flag of the session cookie: "auto" (when the request came over HTTPS), "always" or "never".
     session_cookie_secure: str = field(default_factory=lambda: _env("SESSION_COOKIE_SECURE", "auto"))
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 1:
+            raise ValueError(f"RETENTION_DAYS must be at least 1 (got {self.retention_days}): "
+                             "a smaller value would delete every conversation")
 
     def review_url(self) -> str:
         if self.review_db_url:
