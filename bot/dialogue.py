@@ -40,6 +40,7 @@ CAN_I = re.compile(r"能不能|能否|可不可以|可以.{0,12}[吗么嘛]|能.
 FOLLOW_UP = re.compile(r"^(?:那|那么|那如果|如果|要是|假如|不是|不对|可是|但是|还有|另外)|呢[？?]?$")
 YES_NO_START = re.compile(r"^(?:是|对|嗯|有|没有|没|不是|不|否|不知道|不清楚|不确定)")
 FEEDBACK_AFTER_ANSWERS = 2
+SECOND_QUESTION_SPLIT = re.compile(r"[？?。；;！!]|还有|另外|顺便问|再问一下|以及")
 
 
 @dataclass
@@ -222,6 +223,9 @@ class Dialogue:
             turn.slots.update(said)
             turn.slots.update(last_answer=topic, last_benefit=topic_benefit or last_benefit)
             turn.say(self._answer(slots, topic, text))
+            second = self._second_topic(text, topic)
+            if second:
+                turn.say(self._answer(slots, second, text, repeat_ok=True))
             self._maybe_feedback(turn, slots)
             return
         if said and last_benefit in kb.benefits:
@@ -255,6 +259,19 @@ class Dialogue:
                 cand = assistant.answer_id_for_intent(self.kb, item.get("name"))
                 if cand and item.get("confidence", 0) >= 0.3 and self._strong_search(msg.text, cand):
                     return cand
+        return None
+
+    def _second_topic(self, text: str, topic: str) -> str | None:
+        """Two questions in one message ("产假多少天？育儿假呢"): the other part's topic, when
+        that part alone clearly names another answer."""
+        parts = [p for p in SECOND_QUESTION_SPLIT.split(text or "") if p and len(p.strip()) >= 3]
+        if len(parts) < 2:
+            return None
+        for part in parts:
+            hits = self.index.search(part, limit=1)["answers"]
+            if hits and hits[0].id != topic and hits[0].score >= 1.5 * assistant.MIN_CLAUSE_SCORE \
+                    and self._names_topic(part) and not self._strong_search(part, topic):
+                return hits[0].id
         return None
 
     def _searched_topic(self, text: str) -> str | None:

@@ -176,3 +176,14 @@ def test_every_button_of_every_check_moves_the_check_on(dialogue, kb, intent):
             moved = [r for r in turn.replies if r.kind == "verdict" or (r.kind == "ask" and r.fact != fact)]
             assert moved, (benefit, fact, b, kinds(turn.replies))
             assert not any(r.kind == "fallback" for r in turn.replies)
+
+
+def test_two_questions_in_one_message_get_both_answers(dialogue):
+    (replies,), _ = talk(dialogue, [("产假有多少天？还有男方护理假几天", "ask_maternity_leave", 0.7)])
+    answered = {r.answer_id for r in replies if r.kind == "answer"}
+    assert answered == {"maternity_leave", "paternity_leave"}, kinds(replies)
+
+
+def test_one_question_gets_one_answer(dialogue):
+    (replies,), _ = talk(dialogue, [("育儿假一年有几天？", "ask_parental_leave", 0.9)])
+    assert [r.answer_id for r in replies if r.kind == "answer"] == ["parental_leave"]
