@@ -127,15 +127,20 @@ def render_departments(kb: Knowledge, answer_id: str, settings: Settings | None 
 def render_department_duties(kb: Knowledge, name: str, limit: int = 6) -> Reply:
     dept = kb.departments[name]
     lines = [f"{dept.name}在本方案中："]
+    handled = [a.title for a in kb.answers.values() if a.handling.department == name]
+    if handled:
+        more = "等" if len(handled) > limit else ""
+        lines.append("办理：" + "、".join(handled[:limit]) + more)
     if dept.leads:
-        lines.append("牵头：" + "；".join(f"{kb.clauses[c].title}（{kb.clauses[c].label}）" for c in dept.leads[:limit]))
+        lines.append("牵头协调：" + "；".join(f"{kb.clauses[c].title}（{kb.clauses[c].label}）" for c in dept.leads[:limit]))
     if dept.responsible_for:
         more = "等" if len(dept.responsible_for) > limit else ""
         lines.append("参与：" + "；".join(f"{kb.clauses[c].title}（{kb.clauses[c].label}）"
                                         for c in dept.responsible_for[:limit]) + more)
     phone = dept.contact.get("phone")
     lines.append(f"联系电话：{phone}" if phone else "联系电话：暂未收录，可拨打12345政务服务便民热线转接。")
-    return Reply("\n".join(lines), [], list(dept.leads + dept.responsible_for))
+    return Reply("\n".join(lines), [], list(dept.leads + dept.responsible_for), kind="department",
+                 departments=[name])
 
 
 _STATUS_ZH = {ELIGIBLE: "符合条件", INELIGIBLE: "不符合条件", "unknown": "暂时无法判断"}

@@ -60,6 +60,7 @@ NONE = [
     ("我是鄂尔多斯户口", "delivery_subsidy", None),
     ("老二能和哥哥上一个学校吗", None, None),
     ("三孩家庭能租保障房吗", None, None),
+    ("准备什么时候要三胎", None, None),
     ("", None, None),
 ]
 

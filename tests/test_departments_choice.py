@@ -197,3 +197,15 @@ def test_missing_handler_names_file_and_entry(kb_copy):
     with pytest.raises(KnowledgeError) as err:
         load_knowledge(kb_copy)
     assert "childcare_tax_deduction.yml" in str(err.value) and "handled_by" in str(err.value)
+
+
+def test_a_departments_duties_list_the_measures_it_handles_first(kb):
+    from bot.render import render_department_duties
+
+    reply = render_department_duties(kb, HRSS)
+    lines = reply.text.splitlines()
+    assert lines[1].startswith("办理：") and "男方护理假" in lines[1] and "产假" in lines[1]
+    assert reply.kind == "department" and reply.departments == [HRSS]
+    # 市财政局 leads 二（四）1 but handles none of its leave measures.
+    finance = render_department_duties(kb, FINANCE).text
+    assert "男方护理假" not in finance and "牵头协调：完善生育保障制度" in finance
