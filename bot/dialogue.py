@@ -87,6 +87,8 @@ class Dialogue:
         ctx = Context(benefit=context_benefit, asked=asked,
                       child_order=facts.get("child_order") if isinstance(facts.get("child_order"), int) else None)
         said = {name: f.value for name, f in extract_facts(text, ctx, today, self.fact_names).items()}
+        if asked == "mother_hukou_ordos" and "hukou_ordos" in said and asked not in said:
+            said[asked] = said["hukou_ordos"]   # an answer to "is the mother registered here?"
         control = intent in CONTROL_INTENTS and msg.confidence >= 0.7
         if check and asked and asked not in said and not control and (not said or YES_NO_START.match(text)):
             value = assistant.to_fact(kb, asked, text, today)
@@ -325,7 +327,7 @@ class Dialogue:
         return reply
 
     def _department(self, answer_id: str) -> Reply:
-        reply = render_departments(self.kb, answer_id)
+        reply = render_departments(self.kb, answer_id, self.settings)
         reply.kind = "department"
         return reply
 
@@ -334,7 +336,7 @@ class Dialogue:
             from .coverage import not_covered
         except ImportError:
             return None
-        reply = not_covered(self.kb, text, answer_id=answer_id, benefit_id=benefit)
+        reply = not_covered(self.kb, text, answer_id=answer_id, benefit_id=benefit, settings=self.settings)
         if reply is not None:
             reply.kind = "not_covered"
         return reply
@@ -471,7 +473,7 @@ class Dialogue:
         result, need_exact_date = self.evaluate(benefit, facts, today)
         nxt = self._next_fact(benefit, facts, today)
         if result.status != STATUS_UNKNOWN or nxt is None:
-            reply = render_verdict(self.kb, result)
+            reply = render_verdict(self.kb, result, self.settings)
             if result.status == STATUS_UNKNOWN:
                 labels = "、".join(self.kb.facts[m].label for m in result.missing)
                 reply.text = reply.text.replace("结果仅供参考", f"还需确认：{labels}。\n结果仅供参考", 1)

@@ -187,3 +187,11 @@ def test_two_questions_in_one_message_get_both_answers(dialogue):
 def test_one_question_gets_one_answer(dialogue):
     (replies,), _ = talk(dialogue, [("育儿假一年有几天？", "ask_parental_leave", 0.9)])
     assert [r.answer_id for r in replies if r.kind == "answer"] == ["parental_leave"]
+
+
+def test_a_plain_registration_answers_the_question_about_the_mother(dialogue):
+    replies, slots = talk(dialogue, [("我能领分娩补贴吗", "check_eligibility", 0.9)])
+    if slots.get("asked_fact") != "mother_hukou_ordos":
+        pytest.skip("the check asks something else first")
+    replies, slots = talk(dialogue, [("鄂尔多斯户口，按政策生的", "inform", 0.7)], slots)
+    assert slots["mother_hukou_ordos"] is True and slots["born_under_policy"] is True
