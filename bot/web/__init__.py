@@ -54,6 +54,9 @@ def create_app(config: dict[str, Any] | None = None) -> Sanic:
     from .pages import bp as pages_bp
 
     app.blueprint(pages_bp)
+    from .desk import setup as setup_desk   # staff login, the hotline desk, accounts
+
+    setup_desk(app)
 
     @app.after_server_start
     async def _start_retention(app, _loop):
