@@ -95,13 +95,16 @@ def fallback_reply(kb: Knowledge, index: SearchIndex, settings: Settings, text: 
     Returns the reply and whether the question counts as unanswered.
     """
     suggestions = []
-    for item in ranking:
+    found = index.search(text, limit=3) if text else {"answers": [], "clauses": []}
+    # Suggestions only for a message with policy words in it: markup or random characters
+    # get a plain "not understood", never topics unrelated to what was typed.
+    related = any(strong(h) for h in found["answers"] + found["clauses"])
+    for item in ranking if related else []:
         aid = answer_id_for_intent(kb, item.get("name"))
         if aid and item.get("confidence", 0) >= SUGGESTION_MIN_CONFIDENCE and aid not in suggestions:
             suggestions.append(aid)
         if len(suggestions) == 3:
             break
-    found = index.search(text, limit=3) if text else {"answers": [], "clauses": []}
     for hit in found["answers"]:
         if len(suggestions) >= 3:
             break
@@ -115,8 +118,9 @@ def fallback_reply(kb: Knowledge, index: SearchIndex, settings: Settings, text: 
         excerpt = re.sub(r"<[^>]+>", "", clauses[0].highlighted)
         return Reply(f"我没有找到直接的答复，与您的问题最相关的政策原文是：\n{excerpt[:200]}\n依据：{best.citation}\n"
                      f"如需进一步咨询，请拨打{settings.hotline}。", [button("转人工")], [best.id]), True
-    return Reply(f"抱歉，我没能理解您的问题。您可以换个说法，或拨打{settings.hotline}（{settings.hotline_name}）咨询。",
-                 [button("你能干什么"), button("转人工")]), True
+    menu = menu_reply(kb).buttons[:4]
+    return Reply(f"抱歉，我没能理解您的问题。您可以换个说法，点选下面的常见话题，或拨打{settings.hotline}"
+                 f"（{settings.hotline_name}）咨询。", menu + [button("转人工")]), True
 
 
 # -- eligibility form ------------------------------------------------------

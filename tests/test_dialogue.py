@@ -195,3 +195,8 @@ def test_a_plain_registration_answers_the_question_about_the_mother(dialogue):
         pytest.skip("the check asks something else first")
     replies, slots = talk(dialogue, [("鄂尔多斯户口，按政策生的", "inform", 0.7)], slots)
     assert slots["mother_hukou_ordos"] is True and slots["born_under_policy"] is True
+
+
+def test_not_understood_offers_the_topic_menu(dialogue):
+    (replies,), _ = talk(dialogue, [("zzzz qqqq", "nlu_fallback", 0.3)])
+    assert replies[0].kind == "fallback" and len(replies[0].buttons) >= 3
