@@ -15,8 +15,9 @@ from functools import lru_cache
 
 MAX_INPUT_CHARS = 500
 
-# Emoji and pictographs, variation selectors, zero-width characters.
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE00-\uFE0F\u200B-\u200F\u2060\uFEFF]")
+# Emoji and pictographs, variation selectors, zero-width characters, and the
+# replacement character (what a lone surrogate became: it carries no meaning).
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE00-\uFE0F\u200B-\u200F\u2060\uFEFF\uFFFD]")
 _CONTROL = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
 # A lone surrogate cannot be encoded as UTF-8: every database driver, opencc
 # and json-to-bytes would raise on it.

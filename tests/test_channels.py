@@ -47,6 +47,9 @@ def test_nlu_normaliser_takes_lone_surrogates_and_control_characters():
     TextNormalizer({}).process([message])
     assert message.get("text") == "育儿假 几天 ?"
     message.get("text").encode("utf-8")
+    replaced = Message(data={"text": "育儿假\ufffd几天"})   # as the REST channel passes it on
+    TextNormalizer({}).process([replaced])
+    assert replaced.get("text") == "育儿假 几天"
 
 
 def test_nlu_normaliser_leaves_training_data_alone():
