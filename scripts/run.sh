@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start the whole product on localhost: action server (5055), Rasa (5005,
-# REST + socket.io, HTTP API token-protected) and the web app (8000), each
+# REST channel, HTTP API token-protected) and the web app (8000), each
 # listening on loopback only unless its setting says otherwise.
 # Trains first when the model is missing or stale. Ctrl-C stops all three.
 set -euo pipefail
