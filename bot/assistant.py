@@ -24,6 +24,7 @@ MENU_TOPICS = ("three_child_policy", "maternity_leave", "parental_leave", "deliv
 # Below this BM25 score a search hit is too weak to show at all.
 MIN_CLAUSE_SCORE = 6.0
 SUGGESTION_MIN_CONFIDENCE = 0.08
+CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def strong(hit) -> bool:
@@ -98,7 +99,7 @@ def fallback_reply(kb: Knowledge, index: SearchIndex, settings: Settings, text: 
     found = index.search(text, limit=3) if text else {"answers": [], "clauses": []}
     # Suggestions only for a message with policy words in it: markup or random characters
     # get a plain "not understood", never topics unrelated to what was typed.
-    related = any(strong(h) for h in found["answers"] + found["clauses"])
+    related = bool(CJK.search(text or "")) and any(strong(h) for h in found["answers"] + found["clauses"])
     for item in ranking if related else []:
         aid = answer_id_for_intent(kb, item.get("name"))
         if aid and item.get("confidence", 0) >= SUGGESTION_MIN_CONFIDENCE and aid not in suggestions:
