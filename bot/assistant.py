@@ -106,14 +106,14 @@ def fallback_reply(kb: Knowledge, index: SearchIndex, settings: Settings, text: 
             suggestions.append(aid)
         if len(suggestions) == 3:
             break
-    for hit in found["answers"]:
+    for hit in found["answers"] if related else []:
         if len(suggestions) >= 3:
             break
         if strong(hit) and hit.id not in suggestions:
             suggestions.append(hit.id)
     if suggestions:
         return Reply("您是想问以下哪个问题？", [button(kb.answers[a].questions[0]) for a in suggestions[:3]]), False
-    clauses = [h for h in found["clauses"] if strong(h)]
+    clauses = [h for h in found["clauses"] if strong(h)] if related else []
     if clauses:
         best = kb.clauses[clauses[0].id]
         excerpt = re.sub(r"<[^>]+>", "", clauses[0].highlighted)
