@@ -284,7 +284,7 @@ class SearchIndex:
         query = self.expander.expand(query)
         tokens = self.analyzer.tokens(query)
         if not tokens:
-            return {"answers": [], "clauses": []}
+            return {"answers": [], "clauses": [], "departments": []}
         words = self.analyzer.words(query)
         return {"answers": self._rank(self._answer_bm25, self.answers, tokens, words, limit),
                 "clauses": self._rank(self._clause_bm25, self.clauses, tokens, words, limit),
