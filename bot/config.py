@@ -5,7 +5,10 @@ installed: SQLite files under var/, Rasa and the action server on localhost.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +34,17 @@ class Settings:
     retention_days: int = field(default_factory=lambda: int(_env("RETENTION_DAYS", "30")))
     # Secret for the review store's sender hashes; empty: a random one created once in var/review-salt.
     review_salt: str = field(default_factory=lambda: _env("REVIEW_SALT", ""))
-    # Which sites may embed the chat in an iframe (CSP frame-ancestors).
-    embed_origins: str = field(default_factory=lambda: _env("EMBED_ORIGINS", "*"))
+    # Host sites that may embed the chat (CSP frame-ancestors; Origin of chat requests): origins such as
+    # "https://www.ordos.gov.cn", separated by spaces or commas. The chat's own site always may; "*" is refused.
+    embed_origins: str = field(default_factory=lambda: _env("EMBED_ORIGINS", ""))
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client, for rate limits.
+    trusted_proxies: str = field(default_factory=lambda: _env("TRUSTED_PROXIES", ""))
+    # Each of search, eligibility, departments, clauses, history and new conversations, per client.
+    api_rate_limit_per_minute: int = field(default_factory=lambda: int(_env("API_RATE_LIMIT_PER_MINUTE", "60")))
+    # Signs conversation ids; empty: a random key made once in var/secret_key (0600), shared by all workers.
+    secret_key: str = field(default_factory=lambda: _env("SECRET_KEY", ""), repr=False)
+    # How long the web app waits for Rasa's answer before telling the widget to retry.
+    rasa_timeout_s: float = field(default_factory=lambda: float(_env("RASA_TIMEOUT_S", "5")))
     tracker_db_url: str = field(default_factory=lambda: _env("TRACKER_DB_URL", ""))
     hotline: str = field(default_factory=lambda: _env("HOTLINE", "12345"))
     hotline_name: str = field(default_factory=lambda: _env("HOTLINE_NAME", "政务服务便民热线"))
@@ -59,6 +71,80 @@ class Settings:
 
     def staff_url(self) -> str:
         return self.staff_db_url or self.review_url()
+
+    def embed_origin_list(self) -> tuple[str, ...]:
+        """EMBED_ORIGINS as validated origins; SettingsError names a bad entry."""
+        return parse_origins(self.embed_origins)
+
+    def trusted_proxy_networks(self) -> tuple:
+        """TRUSTED_PROXIES as ip networks; SettingsError names a bad entry."""
+        networks = []
+        for entry in _entries(self.trusted_proxies):
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise SettingsError(f"TRUSTED_PROXIES: {entry!r} is not an IP address or network "
+                                    f"(e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return tuple(networks)
+
+    def secret(self) -> bytes:
+        """The key that signs conversation ids (SECRET_KEY, or var/secret_key made on first use)."""
+        if self.secret_key:
+            if len(self.secret_key) < 32:
+                raise SettingsError("SECRET_KEY must be at least 32 characters (e.g. python -c "
+                                    "'import secrets; print(secrets.token_urlsafe(48))')")
+            return self.secret_key.encode()
+        return _stored_secret(self.var_dir / "secret_key")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work; the message names it and says what is expected."""
+
+
+def _entries(value: str) -> list[str]:
+    return [e for e in re.split(r"[\s,]+", value.strip()) if e]
+
+
+_ORIGIN = re.compile(r"\Ahttps?://(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+                     r"|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?\Z")
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """Exact origins (scheme://host[:port]); wildcards, paths and anything else are refused."""
+    origins = []
+    for entry in _entries(value):
+        origin = entry.lower()
+        if "*" in origin or not _ORIGIN.match(origin):
+            raise SettingsError(f"EMBED_ORIGINS: {entry!r} is not an origin such as https://www.example.gov.cn "
+                                f"(scheme and host, optional port; no '*', path or query)")
+        if origin not in origins:
+            origins.append(origin)
+    return tuple(origins)
+
+
+def _stored_secret(path: Path) -> bytes:
+    """Read the key file, creating it once (0600) if missing; every worker then reads the same key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)  # atomic: a worker that loses the race keeps the winner's key
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise SettingsError(f"{path} holds no usable key (at least 32 characters); delete it to make a new one")
+    return key.encode()
 
 
 def load_settings() -> Settings:

@@ -1,4 +1,8 @@
-"""The citizen chat page, the embeddable widget script, and their static files."""
+"""The citizen chat page, the embeddable widget script, and their static files.
+
+Their security headers (CSP with frame-ancestors, nosniff, referrer policy) are
+set app-wide in bot.web.create_app.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +11,7 @@ from sanic import Blueprint
 from sanic.response import html, json as json_response, raw
 
 from ..assistant import menu_reply
+from .limits import limited
 
 STATIC = Path(__file__).parent / "static"
 bp = Blueprint("pages")
@@ -14,11 +19,6 @@ bp = Blueprint("pages")
 CONTENT_TYPES = {".js": "application/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".html": "text/html; charset=utf-8"}
 ASSETS = {p.name: p for p in STATIC.iterdir() if p.suffix in CONTENT_TYPES}
-
-
-def csp(embed_origins: str) -> str:
-    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-            f"font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors {embed_origins}")
 
 
 @bp.get("/")
@@ -47,6 +47,7 @@ async def widget(request):
 
 
 @bp.get("/api/welcome")
+@limited("welcome")
 async def welcome(request):
     reply = menu_reply(request.app.ctx.kb)
     reply.text = "您好！我是鄂尔多斯市生育支持政策智能助手，" + reply.text.split("，", 1)[1]
@@ -54,15 +55,8 @@ async def welcome(request):
 
 
 @bp.get("/api/clauses")
+@limited("clauses")
 async def clause_index(request):
     kb = request.app.ctx.kb
     return json_response({"clauses": [{"id": c.id, "label": c.label, "title": c.title} for c in kb.clauses.values()]},
                          ensure_ascii=False)
-
-
-@bp.on_response
-async def security_headers(request, response):
-    response.headers.setdefault("x-content-type-options", "nosniff")
-    response.headers.setdefault("referrer-policy", "no-referrer")
-    if response.content_type and response.content_type.startswith("text/html"):
-        response.headers["content-security-policy"] = csp(request.app.ctx.settings.embed_origins)

@@ -1,36 +1,86 @@
 // Citizen chat. Every message is rendered as text (textContent); the only markup
 // produced is line breaks, **bold**, and links to paths on this same site.
+//
+// A message waits in the outbox until the server has answered it: it is sent
+// again (with growing pauses) while the network, the server or the assistant is
+// unavailable or asks us to slow down; a message the server can never accept is
+// shown as not sent, with the reason, and its text goes back into the input box.
 (function () {
   "use strict";
   var LIMIT = 500;
   var GAP_MS = 5 * 60 * 1000;
+  var ID_HEADER = "X-Conversation-Id";
+  var FIRST_RETRY_MS = 2000, MAX_RETRY_MS = 60000;
   var $ = function (id) { return document.getElementById(id); };
   var log = $("log"), input = $("input"), sendBtn = $("send"), banner = $("banner"), typing = $("typing");
-  var lastTs = 0, clauseIndex = {}, sending = false, retryTimer = null, retryDelay = 2000;
+  var lastTs = 0, clauseIndex = {}, sending = false, retryTimer = null, retryDelay = FIRST_RETRY_MS, refusedIds = 0;
 
-  function store(key, value) { try { if (value === undefined) return localStorage.getItem(key); localStorage.setItem(key, value); } catch (e) { return null; } }
-
-  function newSenderId() {
-    var bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  // localStorage where the browser allows it (an iframe on another site may not
+  // get it); otherwise this page's memory, and the banner says to keep the page open.
+  var memory = {};
+  var persistent = (function () {
+    try { localStorage.setItem("ordos.probe", "1"); localStorage.removeItem("ordos.probe"); return true; } catch (e) { return false; }
+  })();
+  function store(key, value) {
+    if (value === undefined) {
+      if (Object.prototype.hasOwnProperty.call(memory, key)) return memory[key];
+      try { return localStorage.getItem(key); } catch (e) { return null; }
+    }
+    try {
+      if (value === null) localStorage.removeItem(key); else localStorage.setItem(key, value);
+      delete memory[key];
+    } catch (e) { memory[key] = value; }
   }
-  var sender = store("ordos.sender");
-  if (!/^[0-9a-f]{32}$/.test(sender || "")) { sender = newSenderId(); store("ordos.sender", sender); }
+  var KEPT = persistent ? "不会丢失。" : "请不要关闭本页面。";
+  var OFFLINE = "网络连接中断，消息会在恢复后自动发送，" + KEPT;
+  var BUSY = "智能助手暂时繁忙，您的消息已保留，稍后会自动重新发送，" + KEPT;
+  var SLOW_DOWN = "您发送得太快了，消息已保留，稍后会自动发送，" + KEPT;
+
+  // The conversation id is issued and signed by the server (POST /api/session) and
+  // travels in a request header, never in a URL.
+  var conversation = store("ordos.conversation"), pendingSession = null;
+  store("ordos.sender", null);  // ids the page made up itself are no longer accepted
+  function session() {
+    if (conversation) return Promise.resolve(conversation);
+    if (!pendingSession) {
+      pendingSession = fetch("/api/session", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error("session " + r.status)); })
+        .then(function (b) {
+          if (!b || typeof b.conversation_id !== "string") throw new Error("session");
+          conversation = b.conversation_id; store("ordos.conversation", conversation);
+          return conversation;
+        });
+      pendingSession.then(function () { pendingSession = null; }, function () { pendingSession = null; });
+    }
+    return pendingSession;
+  }
+  function forgetConversation() { conversation = null; store("ordos.conversation", null); }
+  function withId(headers, id) { headers[ID_HEADER] = id; return headers; }
 
   function outbox() { try { return JSON.parse(store("ordos.outbox") || "[]"); } catch (e) { return []; } }
   function saveOutbox(items) { store("ordos.outbox", JSON.stringify(items)); }
+  function removeFromOutbox(item) { saveOutbox(outbox().filter(function (x) { return x.id !== item.id; })); }
+  function pendingRow(item) { return document.querySelector('[data-outbox="' + item.id + '"]'); }
 
   // -- rendering --------------------------------------------------------------
+  // A path on this site, or null: "//host" and "/\host" (browsers read "\" as "/")
+  // lead to another site, and so may anything the URL parser resolves elsewhere.
+  function sameSiteHref(path) {
+    if (!/^\/(?![\/\\])[^\\\s\u0000-\u001f\u007f]*$/.test(path)) return null;
+    var url;
+    try { url = new URL(path, location.href); } catch (e) { return null; }
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : null;
+  }
+
   function appendInline(parent, line) {
     // **bold** and [text](/same-site/path); everything else is plain text.
-    var re = /\*\*([^*]+)\*\*|\[([^\]]+)\]\((\/[^\s)]*)\)/g, pos = 0, m;
+    var re = /\*\*([^*]+)\*\*|\[([^\]]+)\]\((\/[^\s)]*)\)/g, pos = 0, m, href;
     while ((m = re.exec(line)) !== null) {
       if (m.index > pos) parent.appendChild(document.createTextNode(line.slice(pos, m.index)));
       if (m[1] !== undefined) {
         var b = document.createElement("strong"); b.textContent = m[1]; parent.appendChild(b);
-      } else if (/^\/(?!\/)/.test(m[3])) {
-        var a = document.createElement("a"); a.textContent = m[2]; a.href = m[3]; parent.appendChild(a);
+      } else if ((href = sameSiteHref(m[3])) !== null) {
+        var a = document.createElement("a"); a.textContent = m[2]; a.href = href; parent.appendChild(a);
       } else {
         parent.appendChild(document.createTextNode(m[0]));
       }
@@ -143,46 +193,88 @@
   function hideBanner() { banner.hidden = true; banner.textContent = ""; }
 
   function post(message) {
-    return fetch("/api/chat", {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ sender: sender, message: message })
+    return session().then(function (id) {
+      return fetch("/api/chat", {
+        method: "POST", headers: withId({ "content-type": "application/json" }, id),
+        body: JSON.stringify({ message: message })
+      });
     }).then(function (r) {
-      return r.json().then(function (body) { return { status: r.status, body: body }; });
+      var res = { status: r.status, body: null, retryAfter: parseInt(r.headers.get("retry-after") || "", 10) };
+      return r.json().then(function (body) { res.body = body; return res; }, function () { return res; });
     });
+  }
+
+  // Sent and answered: the message leaves the outbox.
+  function delivered(item, messages) {
+    removeFromOutbox(item);
+    var row = pendingRow(item);
+    if (row) { row.classList.remove("pending"); row.removeAttribute("data-outbox"); }
+    messages.forEach(function (m) { addMessage("bot", m.text, { buttons: m.buttons, custom: m.custom }); });
+  }
+
+  // The server will never accept this message as it is: say why, and give the text back.
+  function refused(item, reason) {
+    removeFromOutbox(item);
+    var row = pendingRow(item);
+    if (row) {
+      row.classList.remove("pending"); row.classList.add("failed"); row.removeAttribute("data-outbox");
+      var note = document.createElement("div");
+      note.className = "failed-note";
+      note.textContent = "未发送：" + reason;
+      var edit = document.createElement("button");
+      edit.type = "button"; edit.className = "edit"; edit.textContent = "重新编辑";
+      edit.addEventListener("click", function () { input.value = item.text; updateLimit(); saveDraft(); input.focus(); });
+      note.appendChild(edit);
+      row.querySelector(".bubble").appendChild(note);
+    }
+    if (!input.value.trim()) { input.value = item.text; updateLimit(); saveDraft(); }
+  }
+
+  // Not delivered yet: keep it and try again after a pause (the server's, or a growing one).
+  function later(text, seconds) {
+    showBanner(text);
+    clearTimeout(retryTimer);
+    var delay = seconds > 0 ? Math.min(seconds, 300) * 1000 : retryDelay;
+    if (!(seconds > 0)) retryDelay = Math.min(retryDelay * 2, MAX_RETRY_MS);
+    retryTimer = setTimeout(flush, delay + Math.floor(Math.random() * 500));
   }
 
   function flush() {
     if (sending) return;
+    clearTimeout(retryTimer); retryTimer = null;
     var items = outbox();
     if (!items.length) { hideBanner(); return; }
     sending = true;
     typing.hidden = false;
     var item = items[0];
     post(item.text).then(function (res) {
-      sending = false; typing.hidden = true; retryDelay = 2000;
-      saveOutbox(outbox().filter(function (x) { return x.id !== item.id; }));
-      var pendingRow = document.querySelector('[data-outbox="' + item.id + '"]');
-      if (pendingRow) { pendingRow.classList.remove("pending"); pendingRow.removeAttribute("data-outbox"); }
-      hideBanner();
-      if (res.status === 200) {
-        (res.body.messages || []).forEach(function (m) {
-          addMessage("bot", m.text, { buttons: m.buttons, custom: m.custom });
-        });
+      sending = false; typing.hidden = true;
+      var error = (res.body && res.body.error) || {};
+      if (res.status === 200 && res.body && Array.isArray(res.body.messages)) {
+        retryDelay = FIRST_RETRY_MS; refusedIds = 0; hideBanner();
+        delivered(item, res.body.messages);
+        flush();
+      } else if ((res.status === 400 || res.status === 403) && error.field === "conversation") {
+        // The server no longer knows this conversation (e.g. its key changed): start a new one, same message.
+        forgetConversation();
+        if (++refusedIds > 2) later(BUSY); else flush();
+      } else if (res.status === 429) {
+        later(SLOW_DOWN, res.retryAfter || 10);
+      } else if (res.status >= 400 && res.status < 500 && res.status !== 408) {
+        refused(item, error.message_zh || "消息未能发送（错误 " + res.status + "）。");
+        hideBanner();
+        flush();
       } else {
-        var err = (res.body && res.body.error && res.body.error.message_zh) || "发送失败，请稍后再试。";
-        addMessage("bot", err);
+        // 503 (the assistant is unavailable), any other server error: the message waits.
+        later(res.status === 503 ? BUSY : OFFLINE);
       }
-      flush();
     }).catch(function () {
       sending = false; typing.hidden = true;
-      showBanner("网络连接中断，消息会在恢复后自动发送，不会丢失。");
-      clearTimeout(retryTimer);
-      retryTimer = setTimeout(flush, retryDelay);
-      retryDelay = Math.min(retryDelay * 2, 30000);
+      later(OFFLINE);
     });
   }
-  window.addEventListener("online", function () { retryDelay = 2000; flush(); });
-  window.addEventListener("offline", function () { showBanner("网络连接中断，消息会在恢复后自动发送，不会丢失。"); });
+  window.addEventListener("online", function () { retryDelay = FIRST_RETRY_MS; flush(); });
+  window.addEventListener("offline", function () { showBanner(OFFLINE); });
 
   function send(text) {
     text = String(text || "").trim();
@@ -208,7 +300,8 @@
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight, 160) + "px";
   }
-  input.addEventListener("input", updateLimit);
+  function saveDraft() { store("ordos.draft", input.value ? input.value : null); }
+  input.addEventListener("input", function () { updateLimit(); saveDraft(); });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("composer").requestSubmit(); }
   });
@@ -216,7 +309,7 @@
     e.preventDefault();
     if (input.value.length > LIMIT) { updateLimit(); return; }
     var text = input.value;
-    input.value = ""; updateLimit();
+    input.value = ""; updateLimit(); saveDraft();
     send(text);
   });
   $("handoff").addEventListener("click", function () { send("转人工"); });
@@ -235,8 +328,8 @@
   // -- start -------------------------------------------------------------------
   function restore(messages) {
     messages.forEach(function (m, i) {
-      var later = messages.slice(i + 1).some(function (x) { return x.from === "user"; });
-      addMessage(m.from, m.text, { ts: m.ts ? m.ts * 1000 : undefined, buttons: m.buttons, custom: m.custom, used: later });
+      var answered = messages.slice(i + 1).some(function (x) { return x.from === "user"; });
+      addMessage(m.from, m.text, { ts: m.ts ? m.ts * 1000 : undefined, buttons: m.buttons, custom: m.custom, used: answered });
     });
   }
 
@@ -246,12 +339,20 @@
     });
   }
 
+  function loadHistory() {
+    if (!conversation) return Promise.resolve({ messages: [] });  // nothing said yet
+    return fetch("/api/history", { headers: withId({}, conversation) }).then(function (r) {
+      if (r.status === 400 || r.status === 403) { forgetConversation(); return { messages: [] }; }
+      return r.ok ? r.json() : { messages: [] };
+    });
+  }
+
   function start() {
+    var draft = store("ordos.draft");
+    if (draft && !input.value) { input.value = draft; updateLimit(); }
     fetch("/api/clauses").then(function (r) { return r.json(); }).then(function (d) {
       (d.clauses || []).forEach(function (c) { clauseIndex[c.id] = c; });
-    }).catch(function () {}).then(function () {
-      return fetch("/api/history?sender=" + sender).then(function (r) { return r.ok ? r.json() : { messages: [] }; });
-    }).catch(function () { return { messages: [] }; }).then(function (h) {
+    }).catch(function () {}).then(loadHistory).catch(function () { return { messages: [] }; }).then(function (h) {
       var msgs = (h && h.messages) || [];
       if (msgs.length) restore(msgs); else return welcome();
     }).catch(function () {}).then(function () {
