@@ -8,7 +8,7 @@ from bot.web import create_app
 
 @pytest.fixture(scope="module")
 def app():
-    return create_app()
+    return create_app({"api_rate_limit_per_minute": 10_000})
 
 
 def post(app, body, raw=None):
@@ -115,3 +115,58 @@ def test_clause_by_id(app):
     _, resp = app.test_client.get("/api/clauses/9.9")
     assert resp.status == 404
     assert resp.json["error"]["message_zh"]
+
+
+@pytest.mark.parametrize("q", ["的", "。", "?", "？", "😀", "\x00", "吗呢啊", "!!!"])
+def test_search_with_nothing_to_look_up_answers_empty(app, q):
+    _, resp = app.test_client.get("/api/search", params={"q": q})
+    assert resp.status == 200
+    assert resp.json["answers"] == [] and resp.json["clauses"] == [] and resp.json["departments"] == []
+
+
+@pytest.mark.parametrize("raw_query", ["q=%00", "q=%FF%FE", "q=%ED%A0%80", "q=%F0%9F%98", "q=%C3%28%E7%9A%84"])
+def test_search_with_invalid_utf8_or_nul_in_the_url(app, raw_query):
+    _, resp = app.test_client.get("/api/search?" + raw_query)
+    assert resp.status == 200
+    assert resp.json["departments"] == []
+
+
+@pytest.mark.parametrize("facts, field", [
+    ({"applicant_role": []}, "applicant_role"),
+    ({"applicant_role": {}}, "applicant_role"),
+    ({"applicant_role": ["mother"]}, "applicant_role"),
+    ({"hukou_ordos": [True]}, "hukou_ordos"),
+    ({"child_order": {"n": 2}}, "child_order"),
+    ({"birth_date": ["2024-01-01"]}, "birth_date"),
+])
+def test_a_fact_of_the_wrong_json_type_is_400(app, facts, field):
+    resp = post(app, {"facts": facts})
+    assert resp.status == 400
+    assert resp.json["error"]["field"] == field
+    assert "单个值" in resp.json["error"]["message_zh"]
+
+
+@pytest.mark.parametrize("raw", [
+    '{"facts": ' + "[" * 20_000 + "]" * 20_000 + "}",              # would overflow the parser's stack
+    '{"facts": {"a": ' + '{"b": ' * 8 + "1" + "}" * 8 + "}}",      # deeper than any body we take
+    '{"facts": {"child_order": NaN}}',
+    '{"facts": {"child_order": Infinity}}',
+])
+def test_deep_or_non_standard_json_is_400(app, raw):
+    resp = post(app, None, raw)
+    assert resp.status == 400
+    assert resp.json["error"]["field"] == "body"
+
+
+def test_each_benefit_is_answered_once_however_often_it_is_listed(app):
+    resp = post(app, {"facts": {}, "benefits": ["delivery_subsidy", "maternity_leave"] * 1200})
+    assert resp.status == 200
+    assert [r["benefit"] for r in resp.json["results"]] == ["delivery_subsidy", "maternity_leave"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_eligibility_takes_json_only(app, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    _, resp = app.test_client.post("/api/eligibility", content='{"facts": {}}', headers=headers)
+    assert resp.status == 415
+    assert resp.json["error"]["field"] == "content-type"
