@@ -218,19 +218,19 @@ def test_a_running_check_goes_on_in_the_next_session(domain):
     import asyncio
 
     from rasa.core.actions.action import ActionSessionStart
-    from rasa.shared.core.events import ActionExecuted, ActiveLoop, SessionStarted, SlotSet
+    from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    long = _long_tracker(serving.MAX_TURNS_PER_SESSION, domain, active_loop="eligibility_form")
-    long.update(SlotSet("requested_slot", "born_under_policy"))
-    assert long.active_loop_name == "eligibility_form"
-    assert serving.is_session_too_long(long, domain)  # a form no longer keeps a session growing
+    long = _long_tracker(serving.MAX_TURNS_PER_SESSION, domain)
+    long.update(SlotSet("check_benefit", "delivery_subsidy"))
+    long.update(SlotSet("asked_fact", "born_under_policy"))
+    assert serving.is_session_too_long(long, domain)  # a running check no longer keeps a session growing
     events = asyncio.run(ActionSessionStart().run(None, None, long, domain))
-    assert events == [SessionStarted(), SlotSet("hukou_ordos", True), SlotSet("requested_slot", "born_under_policy"),
-                      ActiveLoop("eligibility_form"), ActionExecuted("action_listen")]
+    assert events == [SessionStarted(), SlotSet("hukou_ordos", True), SlotSet("check_benefit", "delivery_subsidy"),
+                      SlotSet("asked_fact", "born_under_policy"), ActionExecuted("action_listen")]
     resumed = DialogueStateTracker.from_events("long", events, domain.slots)
-    assert resumed.active_loop_name == "eligibility_form"
-    assert resumed.get_slot("requested_slot") == "born_under_policy"
+    assert resumed.get_slot("check_benefit") == "delivery_subsidy"
+    assert resumed.get_slot("asked_fact") == "born_under_policy"
 
 
 def test_carried_slots_do_not_pile_up_over_sessions(domain):
