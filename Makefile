@@ -4,11 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup venv knowledge run test test-fast bench lint clean
+.PHONY: setup venv knowledge run test test-fast bench lint lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml package-lock.json scripts/setup.sh
+$(STAMP): pyproject.toml requirements.lock package-lock.json scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 
@@ -27,6 +27,10 @@ bench: setup
 
 lint: setup
 	$(PY) -m bot.build --check
+
+# After changing dependencies in pyproject.toml: re-resolve requirements.lock (hashes).
+lock:
+	bash scripts/lock.sh
 
 clean:
 	rm -rf $(VENV) var build models

@@ -3,21 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_python310() {
-  local candidates=()
-  [ -n "${PYTHON310:-}" ] && candidates+=("$PYTHON310")
-  if command -v pyenv >/dev/null 2>&1; then
-    candidates+=("$(pyenv root)/versions/3.10.13/bin/python3.10")
-    for p in "$(pyenv root)"/versions/3.10.*/bin/python3.10; do candidates+=("$p"); done
-  fi
-  candidates+=("$HOME/.pyenv/versions/3.10.13/bin/python3.10" python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10)
-  for c in "${candidates[@]}"; do
-    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
-      command -v "$c"; return 0
-    fi
-  done
-  return 1
-}
+source scripts/python310.sh  # find_python310
 
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
   if ! PY310=$(find_python310); then
@@ -29,8 +15,17 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.
   rm -rf .venv
   "$PY310" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade "pip<25" wheel "setuptools<71"
-.venv/bin/python -m pip install --quiet -e ".[test]"
+# Exactly the environment the tests ran in: every package at its locked version,
+# checked against its hashes (requirements.lock, made by scripts/lock.sh from
+# pyproject.toml); then the project itself, with nothing more.
+.venv/bin/python -m pip install --quiet --upgrade "pip<25"
+.venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+if ! .venv/bin/python -m pip check >/dev/null; then
+  .venv/bin/python -m pip check >&2 || true
+  echo "ERROR: requirements.lock does not match pyproject.toml: run 'make lock' and commit the lock." >&2
+  exit 1
+fi
 
 # System packages the tests use: Debian's chromium and a Chinese font for the
 # browser tests (no downloaded browsers), PostgreSQL and Redis for the
