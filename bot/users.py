@@ -102,7 +102,10 @@ class StaffStore:
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = sa.create_engine(url, connect_args={"timeout": 5}, future=True)
+            # Every staff request reads its session: keep connections open (SQLAlchemy 1.4 opens
+            # a new SQLite connection per use otherwise); worker threads share the pool.
+            self.engine = sa.create_engine(url, connect_args={"timeout": 5, "check_same_thread": False},
+                                           poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8, future=True)
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True, future=True)
         self.hasher = hasher or PasswordHasher()   # argon2id, RFC 9106 low-memory profile

@@ -120,6 +120,21 @@ def clause_card(kb, clause_id: str) -> dict[str, Any]:
             "copy": f"{c['text']}\n依据：{c['citation']}\n{OFFICIAL_TEXT}"}
 
 
+def directory(kb) -> list[dict[str, Any]]:
+    """Each department with the clauses it leads or shares and the answers on them, and what the filter matches."""
+    out = []
+    for dept in kb.departments.values():
+        entry = department_dict(kb, dept)
+        clause_ids = set(dept.leads) | set(dept.responsible_for)
+        answers = [a for a in kb.answers.values() if clause_ids & set(a.clauses)]
+        entry["answers"] = [a.title for a in answers]
+        words = [dept.name, *dept.aliases, *(c["title"] for c in entry["leads"] + entry["responsible_for"]),
+                 *(w for a in answers for w in (a.title, *a.keywords))]
+        entry["search"] = " ".join(words).lower()
+        out.append(entry)
+    return out
+
+
 def checker_data(kb) -> dict[str, Any]:
     """Benefits with their facts in the order the assistant asks them, and each fact's form field."""
     question_for = getattr(kb, "question_for", None)
@@ -136,6 +151,9 @@ def checker_data(kb) -> dict[str, Any]:
         benefits.append({"id": b.id, "name": b.name, "facts": facts, "asks": asks,
                          "citation": kb.clauses[b.clause].citation})
         order += [f for f in facts if f not in order]
+    # For "all benefits": the facts most benefits turn on first, so each answer settles the most verdicts.
+    need = {f: sum(f in b["facts"] for b in benefits) for f in order}
+    order.sort(key=lambda f: -need[f])
     fields = {}
     for name in order:
         f = kb.facts[name]
@@ -205,7 +223,7 @@ async def logout(request):
 @require_role("staff")
 async def desk(request):
     kb, settings = request.app.ctx.kb, request.app.ctx.settings
-    departments = [department_dict(kb, d) for d in kb.departments.values()]
+    departments = directory(kb)
     return render("desk.html", session=request.ctx.staff, checker=checker_data(kb), departments=departments,
                   hotline=settings.hotline, hotline_name=settings.hotline_name)
 
