@@ -129,6 +129,7 @@ class Answer:
     keywords: tuple[str, ...]
     benefit: str | None = None
     handling: Handling = Handling(None, "")
+    script: str = ""   # 口播稿: what hotline staff read aloud (only what `text` states)
 
 
 @dataclass(frozen=True)
@@ -419,7 +420,7 @@ def _load_answers(path: Path, clauses, benefits, departments) -> dict[str, Answe
         answers[aid] = Answer(aid, raw["title"], tuple(raw["questions"]),
                               _fill_handler(path, aid, raw["text"].strip(), handling), cited,
                               tuple(raw.get("follow_ups", [])), tuple(raw.get("keywords", [])),
-                              raw.get("benefit"), handling)
+                              raw.get("benefit"), handling, str(raw.get("script") or "").strip())
     for benefit in benefits.values():
         if benefit.answer not in answers:
             raise KnowledgeError(f"knowledge/benefits/{benefit.id}.yml", benefit.id,
