@@ -420,7 +420,8 @@ def _load_answers(path: Path, clauses, benefits, departments) -> dict[str, Answe
         answers[aid] = Answer(aid, raw["title"], tuple(raw["questions"]),
                               _fill_handler(path, aid, raw["text"].strip(), handling), cited,
                               tuple(raw.get("follow_ups", [])), tuple(raw.get("keywords", [])),
-                              raw.get("benefit"), handling, str(raw.get("script") or "").strip())
+                              raw.get("benefit"), handling,
+                              _fill_handler(path, aid, str(raw.get("script") or "").strip(), handling))
     for benefit in benefits.values():
         if benefit.answer not in answers:
             raise KnowledgeError(f"knowledge/benefits/{benefit.id}.yml", benefit.id,
