@@ -94,6 +94,9 @@ def create_app(config: dict[str, Any] | None = None) -> Sanic:
     from .desk import setup as setup_desk   # staff login, the hotline desk, accounts
 
     setup_desk(app)
+    from .review import setup as setup_review   # the policy team's review workspace at /review
+
+    setup_review(app)
 
     @app.after_server_start
     async def _start_retention(app, _loop):
@@ -142,7 +145,8 @@ def create_app(config: dict[str, Any] | None = None) -> Sanic:
             log.error("error %s on %s: %s", status, _where(request), exc)
         zh = _STATUS_ZH.get(status, "请求失败")
         if status == 413:
-            zh = f"请求内容过大（上限 {settings.max_body_bytes // 1024} KB）"
+            zh = (f"请求内容过大（上限 {settings.max_body_bytes // 1024} KB）" if "header" not in str(exc).lower()
+                  else "请求头或网址过长")
         return json_response(error_body(status, None, zh, str(exc) or zh), status=status)
 
     @app.exception(Exception)
