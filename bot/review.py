@@ -35,7 +35,7 @@ from .text import mask_personal_data, mask_structure, strip_unsafe
 log = logging.getLogger(__name__)
 
 KINDS = ("unanswered", "out_of_scope", "handoff", "unhelpful", "helpful", "low_confidence",
-         "desk_no_result", "desk_flag")
+         "desk_no_result", "desk_flag", "abandoned_check")
 MAX_STORED_CHARS = 1000
 CONNECT_TIMEOUT_S = 3
 RECORD_TIMEOUT_S = 10.0
@@ -58,6 +58,80 @@ review_items = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, default="new"),
 )
 _COLUMNS = {c.name for c in review_items.columns} - {"id"}
+
+# -- the policy team's work on the items (bot.reviewing) ------------------------
+# Columns added after the table first shipped: _migrate() adds them to an older
+# table, on SQLite and PostgreSQL alike. Spooled rows never carry them.
+WORK_COLUMNS = (
+    sa.Column("assigned_intent", sa.String(80)),      # the intent the item is training data for
+    sa.Column("topic_id", sa.Integer),                # a new topic (review_topics) it belongs to
+    sa.Column("note", sa.Text),
+    sa.Column("updated_at", sa.DateTime),
+    sa.Column("updated_by", sa.String(64)),
+    sa.Column("recheck_intent", sa.String(80)),       # what the current model made of it when re-checked
+    sa.Column("recheck_confidence", sa.Float),
+    sa.Column("rechecked_at", sa.DateTime),
+)
+for _column in WORK_COLUMNS:
+    review_items.append_column(_column)
+# The inbox sorts by time (keyset paging on created_at, id) or confidence and
+# filters by status, intent, topic and sender; each has an index led by it.
+sa.Index("ix_review_items_created_id", review_items.c.created_at, review_items.c.id)
+sa.Index("ix_review_items_status_created", review_items.c.status, review_items.c.created_at)
+sa.Index("ix_review_items_kind_created", review_items.c.kind, review_items.c.created_at)
+sa.Index("ix_review_items_intent_created", review_items.c.intent, review_items.c.created_at)
+sa.Index("ix_review_items_answer_created", review_items.c.answer_id, review_items.c.created_at)
+sa.Index("ix_review_items_confidence_id", review_items.c.confidence, review_items.c.id)
+sa.Index("ix_review_items_sender_created", review_items.c.sender, review_items.c.created_at)
+
+review_tags = sa.Table(
+    "review_tags", metadata,
+    sa.Column("item_id", sa.Integer, primary_key=True),
+    sa.Column("tag", sa.String(32), primary_key=True),
+    sa.Index("ix_review_tags_tag_item", "tag", "item_id"),
+)
+review_topics = sa.Table(
+    "review_topics", metadata,   # new topics the policy team drafts (staff text, no citizen data)
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("title", sa.String(80), nullable=False),
+    sa.Column("draft_answer", sa.Text, nullable=False),
+    sa.Column("clauses", sa.String(200), nullable=False),   # cited clause ids, comma-separated
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_by", sa.String(64)),
+    sa.Column("updated_at", sa.DateTime),
+)
+review_scans = sa.Table(
+    "review_scans", metadata,    # how far a periodic scan of the tracker store got
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("position", sa.Float, nullable=False),
+)
+
+
+def _migrate(engine: sa.engine.Engine) -> None:
+    """Add the work columns and indexes to a review_items table made before they existed."""
+    def columns() -> set[str]:
+        with engine.connect() as conn:
+            return {c["name"] for c in sa.inspect(conn).get_columns("review_items")}
+
+    have = columns()
+    for column in WORK_COLUMNS:
+        if column.name in have:
+            continue
+        ddl = f"ALTER TABLE review_items ADD COLUMN {column.name} {column.type.compile(dialect=engine.dialect)}"
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(ddl))
+        except sa.exc.DBAPIError:
+            if column.name not in columns():   # not another process adding it at the same moment
+                raise
+    for index in review_items.indexes:
+        try:
+            index.create(engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            with engine.connect() as conn:
+                if index.name not in {i["name"] for i in sa.inspect(conn).get_indexes("review_items")}:
+                    raise
 
 
 def sender_hash(sender_id: str, salt: str) -> str:
@@ -131,6 +205,7 @@ class ReviewStore:
     def _ensure_schema(self) -> None:
         if not self._ready:
             metadata.create_all(self.engine)
+            _migrate(self.engine)
             self._ready = True
 
     def record(self, kind: str, sender_id: str, question: str, *, intent: str | None = None,
@@ -160,6 +235,16 @@ class ReviewStore:
                 log.warning("review store refused an item (%s); spooling it", exc.__class__.__name__)
                 self._append_spool(row)
                 return False
+
+    def record_at(self, at: dt.datetime, kind: str, sender_id: str, question: str, **kwargs: Any) -> None:
+        """Store one item found after the fact (e.g. a check abandoned midway) with
+        the time it happened. Raises on a database error: the finder tries again."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown review kind {kind!r}")
+        row = self._row(kind, sender_id, question, kwargs.get("intent"), kwargs.get("confidence"),
+                        kwargs.get("answer_id"), kwargs.get("detail"))
+        row["created_at"] = at.replace(microsecond=0)
+        self._insert(row)
 
     async def record_async(self, kind: str, sender_id: str, question: str, **kwargs: Any) -> bool:
         """record() off the event loop, for async actions: the blocking database
