@@ -197,6 +197,21 @@ def test_flag_on_a_card_is_stored(desk, web):
     assert json.loads(detail)["by"] == AGENT and json.loads(detail)["note"] == "来电人说已停办"
 
 
+def test_a_search_that_finds_nothing_is_recorded(desk, web):
+    box = desk.get_by_role("combobox", name="查询")
+    box.fill("火星移民签证")
+    assert results_for(desk, "火星移民签证").count() == 0
+    assert "没有找到" in desk.locator("#search-status").inner_text()
+    deadline = time.monotonic() + 15   # the page reports it once the agent stops typing
+    while time.monotonic() < deadline:
+        rows = sqlite3.connect(web["review_db"]).execute(
+            "select question, detail from review_items where kind = 'desk_no_result'").fetchall()
+        if rows:
+            break
+        time.sleep(0.3)
+    assert [(q, json.loads(d)["by"]) for q, d in rows] == [("火星移民签证", AGENT)]
+
+
 def test_department_directory_filters(desk):
     desk.get_by_role("tab", name="部门目录").click()
     all_count = desk.locator("#directory > .dept").count()
