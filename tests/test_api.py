@@ -151,7 +151,7 @@ def test_a_fact_of_the_wrong_json_type_is_400(app, facts, field):
     '{"facts": {"a": ' + '{"b": ' * 8 + "1" + "}" * 8 + "}}",      # deeper than any body we take
     '{"facts": {"child_order": NaN}}',
     '{"facts": {"child_order": Infinity}}',
-])
+], ids=["twenty_thousand_deep", "ten_deep", "nan", "infinity"])
 def test_deep_or_non_standard_json_is_400(app, raw):
     resp = post(app, None, raw)
     assert resp.status == 400
