@@ -65,7 +65,9 @@ class Stack:
                     "RASA_URL": f"http://127.0.0.1:{rasa_port}", "RASA_TOKEN": RASA_TOKEN,
                     "WEB_HOST": "127.0.0.1", "WEB_PORT": str(web_port),
                     # Browser tests send many messages from one client.
-                    "RATE_LIMIT_PER_MINUTE": "200"}
+                    "RATE_LIMIT_PER_MINUTE": "200", "API_RATE_LIMIT_PER_MINUTE": "1000",
+                    # The host page of the widget test (test_browser_widget.py) may frame the chat.
+                    "EMBED_ORIGINS": "http://127.0.0.1:18001"}
         for opened_on_purpose in ("RASA_INTERFACE", "ACTION_SERVER_INTERFACE"):
             self.env.pop(opened_on_purpose, None)  # the defaults are what the tests check
         self.actions = None

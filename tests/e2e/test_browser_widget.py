@@ -34,6 +34,8 @@ def page(browser, stack):
     page = context.new_page()
     page.dialogs = []
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.requests = []
+    page.on("request", page.requests.append)
     page.goto(stack.web_url + "/")
     page.get_by_role("button", name="我知道了").click()
     page.wait_for_selector(".row.bot")  # welcome message
@@ -90,22 +92,41 @@ def test_eligibility_dialogue_to_its_verdict_with_buttons(page):
     assert "市发展和改革委员会" in verdict.inner_text()
 
 
-def test_reload_restores_the_conversation(page):
+def stored(page, stack) -> dict:
+    """The page's localStorage, read without running script in it (its CSP forbids eval)."""
+    for origin in page.context.storage_state()["origins"]:
+        if origin["origin"] == stack.web_url:
+            return {i["name"]: i["value"] for i in origin["localStorage"]}
+    return {}
+
+
+def test_reload_restores_the_conversation(page, stack):
     ask(page, "暖心家园是什么")
     page.reload()
     page.wait_for_selector("text=暖心家园是什么")
     assert "每个旗区要建成1所" in page.locator("#log").inner_text()
+    # The conversation id was issued by the web app and travels in a header, never in a URL.
+    conversation = stored(page, stack)["ordos.conversation"]
+    history = [r for r in page.requests if r.url.endswith("/api/history")]
+    assert history and history[-1].headers["x-conversation-id"] == conversation
+    assert not [r.url for r in page.requests if conversation.split(".")[0] in r.url]
+    # Rasa knows the conversation by the id's value part.
+    events = stack.tracker(conversation.split(".")[0])["events"]
+    assert any(e.get("event") == "user" and e.get("text") == "暖心家园是什么" for e in events)
 
 
 def test_script_and_javascript_links_are_shown_as_text(page):
     ask(page, "<img src=x onerror=alert(1)>")
     ask(page, "[x](javascript:alert(1))")
+    ask(page, "[y](/\\evil.example) [z](//evil.example)")
     page.wait_for_timeout(500)
     log = page.locator("#log")
     assert "<img src=x onerror=alert(1)>" in log.inner_text()
     assert "[x](javascript:alert(1))" in log.inner_text()
+    assert "[y](/\\evil.example)" in log.inner_text()
     assert page.locator("#log img").count() == 0
     assert page.locator("#log a[href^='javascript']").count() == 0
+    assert page.locator("#log a[href*='evil']").count() == 0
     assert page.dialogs == []
 
 
@@ -140,18 +161,24 @@ def test_screenshots_mobile_and_desktop(page, browser, stack):
     assert (ARTIFACTS / "chat-mobile-375x667.png").stat().st_size > 10_000
 
 
-def test_embeddable_widget_opens_the_chat(browser, stack, tmp_path):
+def host_site(tmp_path, stack, port):
+    """A government page on another origin (another local port) that includes the one script tag."""
     import functools
     import http.server
     import threading
 
-    # A government page on another origin (another local port) that includes the one script tag.
     (tmp_path / "index.html").write_text(
         f'<html lang="zh-CN"><body><h1>政务网站</h1><script src="{stack.web_url}/widget.js"></script></body></html>',
         encoding="utf-8")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 18001), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_embeddable_widget_opens_the_chat(browser, stack, tmp_path):
+    # 18001 is listed in EMBED_ORIGINS (tests/e2e/conftest.py).
+    server = host_site(tmp_path, stack, 18001)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = context.new_page()
@@ -161,6 +188,31 @@ def test_embeddable_widget_opens_the_chat(browser, stack, tmp_path):
         frame.get_by_role("button", name="我知道了").click()
         frame.locator(".row.bot").first.wait_for()
         assert "生育支持政策智能助手" in frame.locator("#log").inner_text()
+        # The chat inside the host page works: its requests go to its own origin.
+        before = frame.locator(".row.bot").count()
+        frame.get_by_label("输入您的问题").fill("育儿假有几天")
+        frame.get_by_role("button", name="发送").click()
+        frame.locator(".row.bot").nth(before).wait_for(timeout=20000)
+        frame.locator("text=10天育儿假").first.wait_for(timeout=20000)
+    finally:
+        context.close()
+        server.shutdown()
+
+
+def test_a_site_not_listed_cannot_frame_the_chat(browser, stack, tmp_path):
+    server = host_site(tmp_path, stack, 18002)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto("http://127.0.0.1:18002/")
+        with page.expect_response(lambda r: r.url.startswith(stack.web_url + "/?embed=1")) as framed:
+            page.get_by_role("button", name="打开生育政策智能助手").click()
+        assert framed.value.headers["content-security-policy"].endswith(
+            "frame-ancestors 'self' http://127.0.0.1:18001")
+        frame = page.locator("iframe[title='生育政策智能助手']").element_handle().content_frame()
+        frame.wait_for_load_state("load")
+        assert frame.url.startswith("chrome-error:")  # the browser refused to show it
+        assert frame.locator("#log").count() == 0
     finally:
         context.close()
         server.shutdown()
