@@ -135,3 +135,17 @@ def test_clause_index_lists_every_clause(app):
     _, resp = app.test_client.get("/api/clauses")
     ids = [c["id"] for c in resp.json["clauses"]]
     assert len(ids) == 29 and "2.4.1" in ids
+
+
+def test_the_server_refuses_to_start_on_a_bad_setting_and_says_why(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from bot.config import ROOT
+
+    env = {**os.environ, "EMBED_ORIGINS": "https://www.ordos.gov.cn *", "VAR_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "bot.web"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode != 0
+    assert "EMBED_ORIGINS: '*'" in run.stderr and "Traceback" not in run.stderr
