@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .config import Settings
-from .review import get_review_store, review_items
+from .review import get_review_store, purge_orphan_work, review_items
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,9 @@ def _purge_review_items(settings: Settings, cutoff: dt.datetime, batch_rows: int
     old_ids = (sa.select(review_items.c.id).where(review_items.c.created_at < cutoff)
                .limit(batch_rows).scalar_subquery())
     delete = review_items.delete().where(review_items.c.id.in_(old_ids))
-    return _in_batches(store.engine, lambda conn: conn.execute(delete), batch_rows)
+    deleted = _in_batches(store.engine, lambda conn: conn.execute(delete), batch_rows)
+    purge_orphan_work(store.engine)   # the review workspace's tags of items deleted here
+    return deleted
 
 
 def _in_batches(engine: sa.engine.Engine, delete_batch, batch_rows: int) -> int:

@@ -108,6 +108,19 @@ review_scans = sa.Table(
 )
 
 
+def purge_orphan_work(engine: sa.engine.Engine, batch_rows: int = 5000) -> int:
+    """Delete the tags of review items that no longer exist (the retention purge calls this)."""
+    orphans = (sa.select(review_tags.c.item_id).where(~review_tags.c.item_id.in_(sa.select(review_items.c.id)))
+               .limit(batch_rows).scalar_subquery())
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            count = conn.execute(review_tags.delete().where(review_tags.c.item_id.in_(orphans))).rowcount or 0
+        total += count
+        if count < batch_rows:
+            return total
+
+
 def _migrate(engine: sa.engine.Engine) -> None:
     """Add the work columns and indexes to a review_items table made before they existed."""
     def columns() -> set[str]:

@@ -16,14 +16,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections import Counter
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from scipy import sparse
 
 from ..config import ROOT
 from ..text import normalize
@@ -60,53 +59,28 @@ def training_examples(data_dir: Path = ROOT / "data") -> dict[str, list[str]]:
     return out
 
 
-def _grams(text: str) -> list[str]:
-    t = canonical(text)
-    return [t[i:i + n] for n in (1, 2, 3) for i in range(len(t) - n + 1)]
-
-
 class ExampleChecker:
     """Conflict checks of new examples against the project's training data."""
 
     def __init__(self, examples: dict[str, list[str]]):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self.intents = sorted(examples)
         self.owner: dict[str, set[str]] = {}
         texts, labels = [], []
-        for intent in self.intents:
+        for k, intent in enumerate(self.intents):
             for text in examples[intent]:
                 self.owner.setdefault(canonical(text), set()).add(intent)
                 texts.append(text)
-                labels.append(self.intents.index(intent))
+                labels.append(k)
         self.labels = np.array(labels)
-        self.vocab: dict[str, int] = {}
-        df: Counter = Counter()
-        for text in texts:
-            for g in set(_grams(text)):
-                self.vocab.setdefault(g, len(self.vocab))
-                df[g] += 1
-        n = max(1, len(texts))
-        self.idf = np.ones(max(1, len(self.vocab)), dtype=np.float32)
-        for g, i in self.vocab.items():
-            self.idf[i] = np.log((1 + n) / (1 + df[g])) + 1.0
-        self.matrix = self._vectors(texts)
-
-    def _vectors(self, texts: list[str]) -> sparse.csr_matrix:
-        rows, cols, vals = [], [], []
-        for r, text in enumerate(texts):
-            for g, tf in Counter(_grams(text)).items():
-                i = self.vocab.get(g)
-                if i is not None:
-                    rows.append(r)
-                    cols.append(i)
-                    vals.append((1.0 + np.log(tf)) * self.idf[i])
-        m = sparse.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(self.idf)), dtype=np.float32)
-        norms = np.sqrt(m.multiply(m).sum(axis=1)).A1
-        norms[norms == 0] = 1.0
-        return sparse.diags(1.0 / norms) @ m
+        self.vectoriser = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True,
+                                          preprocessor=canonical, dtype=np.float32)
+        self.matrix = self.vectoriser.fit_transform(texts or [""]).T.tocsr()
 
     def similarities(self, text: str) -> dict[str, float]:
         """Each intent's similarity to `text`: the mean cosine of its NEAREST closest examples."""
-        sims = (self._vectors([text]) @ self.matrix.T).toarray().ravel()
+        sims = np.asarray((self.vectoriser.transform([text]) @ self.matrix).todense()).ravel()
         out = {}
         for k, intent in enumerate(self.intents):
             own = np.sort(sims[self.labels == k])[::-1][:NEAREST]
@@ -129,6 +103,21 @@ class ExampleChecker:
             if best != intent and sims[best] > sims[intent]:
                 problems.append(f"更接近「{best}」的训练样例（相似度 {sims[best]:.2f}，本意图 {sims[intent]:.2f}）")
         return problems
+
+
+_checkers: dict[tuple, ExampleChecker] = {}
+_checker_lock = threading.Lock()
+
+
+def checker_for(data_dir: Path = ROOT / "data") -> ExampleChecker:
+    """The checker for the training data as it is now (rebuilt when a file under data/nlu changes)."""
+    stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted((data_dir / "nlu").glob("*.yml")))
+    key = (str(data_dir), stamp)
+    with _checker_lock:
+        if key not in _checkers:
+            _checkers.clear()
+            _checkers[key] = ExampleChecker(training_examples(data_dir))
+        return _checkers[key]
 
 
 @dataclass

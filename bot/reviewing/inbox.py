@@ -16,6 +16,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Iterator
 from urllib.parse import urlencode
 
@@ -191,11 +192,23 @@ def conditions(f: Filters, kb: Knowledge) -> list[Any]:
     if f.tag:
         where.append(c.id.in_(sa.select(review_tags.c.item_id).where(review_tags.c.tag == f.tag)))
     if f.q:
-        words = {f.q, to_simplified(f.q)}
+        # Citizens type either script: search for the words in both.
+        words = {f.q, to_simplified(f.q), to_traditional(f.q)}
         where.append(sa.or_(*(c.question.like(f"%{_escape_like(w)}%", escape="\\") for w in words)))
     if f.sort in ("conf_asc", "conf_desc"):
         where.append(c.confidence.isnot(None))   # sorted by confidence: the items that have one
     return where
+
+
+@lru_cache(maxsize=1)
+def _s2t():
+    import opencc
+
+    return opencc.OpenCC("s2t")
+
+
+def to_traditional(text: str) -> str:
+    return _s2t().convert(text)
 
 
 def _escape_like(text: str) -> str:

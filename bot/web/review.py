@@ -76,10 +76,12 @@ def setup(app) -> None:
     app.ctx.tracker = TrackerReader(settings.tracker_db_url) if settings.tracker_db_url else None
     app.ctx.review_groups = {}
     app.ctx.review_normaliser = None
-    app.ctx.review_checker = None
     app.blueprint(bp)
 
     async def scan_forever(app, _loop):
+        # The export's checker and the grouping's segmenter take a few seconds to build: not on a request.
+        asyncio.get_running_loop().run_in_executor(None, _warm_up, app)
+
         async def loop_body():
             while True:
                 await asyncio.sleep(60)
@@ -98,6 +100,14 @@ def setup(app) -> None:
 
     app.register_listener(scan_forever, "after_server_start")
     app.register_listener(stop_scan, "before_server_stop")
+
+
+def _warm_up(app) -> None:
+    try:
+        export.checker_for()
+        _normaliser(app)("二胎补贴")
+    except Exception:  # noqa: BLE001 - the first request builds them instead
+        log.exception("review workspace warm-up failed")
 
 
 def _scan(app) -> int:
@@ -184,6 +194,8 @@ async def item_page(request, item_id: int):
         if item is None:
             return None, None, None
         conversation = conversation_around(app.ctx.tracker, app.ctx.review, item, whole=whole)
+        for message in conversation["messages"]:
+            message["intent_label"] = intent_label(kb, message["intent"])
         topic = None
         if item["topic_id"]:
             topic = next((t for t in work.topics(engine, kb) if t["id"] == item["topic_id"]), None)
@@ -443,12 +455,6 @@ async def dashboard_page(request):
 
 
 # -- export ------------------------------------------------------------------------------
-def _checker(app) -> export.ExampleChecker:
-    if app.ctx.review_checker is None:
-        app.ctx.review_checker = export.ExampleChecker(export.training_examples())
-    return app.ctx.review_checker
-
-
 def _export_candidates(app) -> list[export.Candidate]:
     kb, store = app.ctx.kb, app.ctx.review
     store._ensure_schema()
@@ -456,7 +462,7 @@ def _export_candidates(app) -> list[export.Candidate]:
     with store.engine.connect() as conn:
         rows = list(inbox.matching_rows(conn, kb, f, columns=[review_items.c.id, review_items.c.question,
                                                              review_items.c.assigned_intent]))
-    return export.candidates(rows, _checker(app))
+    return export.candidates(rows, export.checker_for())
 
 
 @bp.get("/export")
