@@ -28,6 +28,7 @@ bash scripts/train.sh
 cp models/ordos.tar.gz build/bench/ours.tar.gz
 train default bench/default_config.yml
 printf 'rest:\n' > build/bench/stock_credentials.yml
+sed 's/type: rasa_addons\.tracker_store\..*/type: SQL/' endpoints.yml > build/bench/stock_endpoints.yml
 
 for name in ours default; do
   echo "== NLU held-out: $name"
@@ -39,8 +40,9 @@ ACTIONS=$!
 trap 'kill $ACTIONS 2>/dev/null || true' EXIT
 for name in ours default; do
   rm -f "$VAR_DIR/tracker.db"
-  credentials=credentials.yml; [ "$name" = default ] && credentials=build/bench/stock_credentials.yml
-  $RASA run --model "build/bench/$name.tar.gz" --endpoints endpoints.yml --credentials "$credentials" \
+  credentials=credentials.yml endpoints=endpoints.yml
+  [ "$name" = default ] && credentials=build/bench/stock_credentials.yml endpoints=build/bench/stock_endpoints.yml
+  $RASA run --model "build/bench/$name.tar.gz" --endpoints "$endpoints" --credentials "$credentials" \
     --port 5006 >"$VAR_DIR/rasa-$name.log" 2>&1 &
   RASA_PID=$!
   for _ in $(seq 1 240); do curl -sf http://127.0.0.1:5006/ >/dev/null && break; sleep 1; done

@@ -1,4 +1,13 @@
-"""Serving-time fixes for Rasa 3.6, installed when the Rasa process imports rasa_addons.
+"""Serving-time fixes for Rasa 3.6.21, installed when the Rasa process imports rasa_addons.
+
+What Rasa lets us change through an extension point is done there: the SQL
+tracker store's changes are a subclass named in endpoints.yml
+(rasa_addons/tracker_store.py), the REST channel is ours in credentials.yml.
+What is left has no hook and replaces methods of Rasa's own classes, so it is
+installed only on the exact Rasa version it was written and tested against
+(RASA_VERSION): any other version stops the start with an error instead of
+running half-patched (an upgrade re-reads each fix below against the new code,
+re-runs tests/test_serving.py, then moves RASA_VERSION).
 
 Action-result validation. For every custom action, Rasa validates the action
 server's JSON answer with `jsonschema.validate(result, spec)`. That function
@@ -14,25 +23,6 @@ back into an object with `Event.resolve_by_type`, which walks the whole Event
 class tree for each event; on a 50-message conversation that was ~6% of CPU.
 The lookup is cached per type name (rebuilt when a name is not found, so event
 classes imported later still resolve; the first match wins, as before).
-
-SQLite. A SQLite tracker store gets WAL journaling (readers such as the web
-app's history view no longer block the writer), `synchronous=NORMAL` (no fsync
-per message; WAL stays consistent after a crash) and a 5 s busy timeout, so a
-briefly locked database waits instead of failing the message. SQLAlchemy 1.4
-opens a new connection for every database session on a SQLite file (NullPool):
-three per message, ~5% of CPU. The tracker store's engine keeps its
-connections in a pool instead (PostgreSQL keeps Rasa's own pool settings).
-
-Stored-event count. Before inserting a tracker's new events, Rasa's SQL store
-counts the rows already stored for the current session (`_additional_events`,
-a COUNT with a sub-query for the latest session start): ~11% of CPU per
-message in a py-spy profile of the sequential benchmark. The tracker it is
-saving was read from that same query moments before, under the conversation's
-lock, so the number is already known: the read records it on the tracker and
-each save advances it; a conversation with no stored row starts at zero (and
-its empty first save is skipped); a tracker that was not read that way
-(replaced through the API, or with an event that could not be read back) is
-counted as before. Works the same on SQLite and PostgreSQL.
 
 Long conversations. Rasa reads every event of the current session from the
 tracker store, replays them for the rule policy and sends them all to the
@@ -50,7 +40,28 @@ unchanged and still starts afresh.
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Text
+from typing import Any, Dict, Optional, Text
+
+# The one Rasa version the patches below were written against (pyproject.toml pins it).
+RASA_VERSION = "3.6.21"
+
+
+class UnsupportedRasaVersion(RuntimeError):
+    """The installed Rasa is not the version the serving fixes replace code of."""
+
+
+def require_rasa_version(installed: Optional[Text] = None) -> None:
+    """Stop unless the installed Rasa is exactly RASA_VERSION."""
+    if installed is None:
+        import rasa
+
+        installed = rasa.__version__
+    if installed != RASA_VERSION:
+        raise UnsupportedRasaVersion(
+            f"rasa_addons replaces methods of Rasa {RASA_VERSION} and refuses to run on Rasa {installed}: "
+            f"check every fix in rasa_addons/serving.py and rasa_addons/tracker_store.py against the new "
+            f"version's code, run tests/test_serving.py, then change RASA_VERSION")
+
 
 _lock = threading.Lock()
 _validator = None
@@ -179,108 +190,17 @@ def _patch_sessions(processor_cls, session_start_cls) -> None:
     session_start_cls.run = run
 
 
-def _tune_sqlite(dbapi_connection, _record) -> None:
-    import sqlite3
-
-    if not isinstance(dbapi_connection, sqlite3.Connection):
-        return
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA busy_timeout=5000")
-        if cursor.execute("PRAGMA database_list").fetchone()[2]:  # a file, not :memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
-def tracker_engine_kwargs(url) -> Dict[Text, Any]:
-    """Drop-in for rasa.core.tracker_store.create_engine_kwargs: a pool for a SQLite
-    file (not for an in-memory database, where each connection is its own database)."""
-    import sqlalchemy as sa
-
-    parsed = sa.engine.make_url(url) if isinstance(url, str) else url
-    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-        # Connections are handed out one at a time by the pool; any thread may use one.
-        return {"poolclass": sa.pool.QueuePool, "pool_size": 5, "max_overflow": 10,
-                "connect_args": {"check_same_thread": False}}
-    return _stock_engine_kwargs(url)
-
-
-_stock_engine_kwargs = None
-
-# Attribute on a DialogueStateTracker: how many of its leading events are in the
-# SQL store (the store's rows for the current session at read time, plus saves).
-STORED_EVENTS = "_ordos_stored_events"
-
-
-async def sql_retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool):
-    """SQLTrackerStore._retrieve that also records how many events were read."""
-    import json
-
-    from rasa.shared.core.trackers import DialogueStateTracker
-
-    with self.session_scope() as session:
-        rows = self._event_query(session, sender_id,
-                                 fetch_events_from_all_sessions=fetch_events_from_all_sessions).all()
-        events = [json.loads(row.data) for row in rows]
-    if not (self.domain and events):
-        # No row at all for this conversation: the save that creates it (next, in
-        # get_or_create_tracker) needs no count either.
-        self._ordos_absent = sender_id if self.domain and not events else None
-        return None
-    tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-    # Only the current-session read matches what a save would count, and only when
-    # every stored row became an event in the tracker.
-    if not fetch_events_from_all_sessions and len(tracker.events) == len(events):
-        setattr(tracker, STORED_EVENTS, len(events))
-    return tracker
-
-
-def sql_additional_events(self, session, tracker):
-    """SQLTrackerStore._additional_events without the COUNT when the number is known."""
-    import itertools
-
-    stored = getattr(tracker, STORED_EVENTS, None)
-    if stored is None:
-        return _stock_additional_events(self, session, tracker)
-    return itertools.islice(tracker.events, stored, len(tracker.events))
-
-
-async def sql_save(self, tracker) -> None:
-    if getattr(tracker, STORED_EVENTS, None) is None and getattr(self, "_ordos_absent", None) == tracker.sender_id:
-        setattr(tracker, STORED_EVENTS, 0)
-    self._ordos_absent = None  # used by the first save after the read, or not at all
-    if getattr(tracker, STORED_EVENTS, None) == len(tracker.events) and self.event_broker is None:
-        return  # nothing new to store (a conversation's empty first save)
-    await _stock_sql_save(self, tracker)
-    setattr(tracker, STORED_EVENTS, len(tracker.events))
-
-
-_stock_additional_events = _stock_sql_save = None
-
-
 def install() -> None:
-    """Idempotent: install the fixes once per process."""
+    """Idempotent: install the fixes once per process, on the one Rasa version they fit."""
     global _installed
     if _installed:
         return
-    from rasa.core import tracker_store
+    require_rasa_version()
     from rasa.core.actions.action import ActionSessionStart, RemoteAction
     from rasa.core.processor import MessageProcessor
     from rasa.shared.core.events import Event
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
     RemoteAction._validate_action_result = validate_action_result
     _patch_sessions(MessageProcessor, ActionSessionStart)
     Event.resolve_by_type = staticmethod(resolve_event_by_type)
-    event.listen(Engine, "connect", _tune_sqlite)
-    global _stock_engine_kwargs
-    _stock_engine_kwargs = tracker_store.create_engine_kwargs
-    tracker_store.create_engine_kwargs = tracker_engine_kwargs
-    global _stock_additional_events, _stock_sql_save
-    sql_store = tracker_store.SQLTrackerStore
-    _stock_additional_events, _stock_sql_save = sql_store._additional_events, sql_store.save
-    sql_store._retrieve, sql_store._additional_events, sql_store.save = sql_retrieve, sql_additional_events, sql_save
     _installed = True

@@ -1,10 +1,13 @@
-"""The cached action-result validator accepts and rejects exactly what Rasa's own does."""
+"""The serving fixes behave as Rasa's own code: the patches (installed only on the
+Rasa version they were written for) and the SQL tracker store subclass named in
+endpoints.yml, which leaves Rasa's own SQLTrackerStore untouched."""
 import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
 import rasa_addons  # noqa: F401 - installs the patch
 from rasa_addons import serving
+from rasa_addons.tracker_store import STORED_EVENTS, OrdosSQLTrackerStore
 
 SPEC = RemoteAction.action_response_format_spec()
 
@@ -26,6 +29,71 @@ INVALID = [
 
 def test_patch_is_installed_on_import():
     assert RemoteAction._validate_action_result is serving.validate_action_result
+
+
+def test_the_guard_names_the_rasa_version_pinned_for_the_project():
+    import tomli
+
+    project = tomli.loads(open("pyproject.toml", encoding="utf-8").read())["project"]
+    assert f"rasa[spacy]=={serving.RASA_VERSION}" in project["dependencies"]
+    serving.require_rasa_version()  # the installed one
+
+
+@pytest.mark.parametrize("other", ["3.6.20", "3.6.22", "3.7.0", "3.6.21rc1", "4.0.0"])
+def test_any_other_rasa_version_stops_the_start_before_anything_is_patched(monkeypatch, other):
+    import rasa
+    from rasa.core.processor import MessageProcessor
+
+    with pytest.raises(serving.UnsupportedRasaVersion, match=f"Rasa {other}"):
+        serving.require_rasa_version(other)
+    stock_validate, stock_expired = object(), object()
+    monkeypatch.setattr(rasa, "__version__", other)
+    monkeypatch.setattr(serving, "_installed", False)
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", stock_validate)
+    monkeypatch.setattr(MessageProcessor, "_has_session_expired", stock_expired)
+    with pytest.raises(serving.UnsupportedRasaVersion, match="refuses to run on Rasa"):
+        serving.install()
+    assert RemoteAction._validate_action_result is stock_validate
+    assert MessageProcessor._has_session_expired is stock_expired
+
+
+def test_the_tracker_store_module_refuses_another_rasa_version(monkeypatch):
+    import importlib
+    import sys
+
+    import rasa
+
+    monkeypatch.setattr(rasa, "__version__", "3.7.0")
+    monkeypatch.delitem(sys.modules, "rasa_addons.tracker_store")
+    with pytest.raises(serving.UnsupportedRasaVersion):
+        importlib.import_module("rasa_addons.tracker_store")
+
+
+def test_rasas_own_sql_tracker_store_is_left_as_it_is():
+    from rasa.core import tracker_store
+
+    stock = tracker_store.SQLTrackerStore
+    for name in ("_retrieve", "_additional_events", "save", "__init__"):
+        assert getattr(stock, name).__module__ == "rasa.core.tracker_store", name
+    assert tracker_store.create_engine_kwargs.__module__ == "rasa.core.tracker_store"
+    assert issubclass(OrdosSQLTrackerStore, stock)
+
+
+def test_endpoints_yml_builds_our_store_through_rasas_factory(tmp_path, monkeypatch):
+    """The class is found by its name in endpoints.yml (Rasa serves from memory,
+    with only a warning, when a custom store cannot be loaded)."""
+    import sqlalchemy as sa
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.core.utils import read_endpoints_from_path
+    from rasa.shared.core.domain import Domain
+
+    monkeypatch.setenv("TRACKER_DB_DIALECT", "sqlite")
+    monkeypatch.setenv("TRACKER_DB_URL", f"sqlite:///{tmp_path / 'tracker.db'}")
+    endpoints = read_endpoints_from_path("endpoints.yml")
+    store = TrackerStore.create(endpoints.tracker_store, Domain.load("domain.yml"))
+    assert type(store) is OrdosSQLTrackerStore
+    assert store.engine.url.database == str(tmp_path / "tracker.db")
+    assert isinstance(store.engine.pool, sa.pool.QueuePool)
 
 
 @pytest.mark.parametrize("result", VALID)
@@ -62,18 +130,22 @@ def test_a_sqlite_file_tracker_store_reuses_its_connections(tmp_path):
     import asyncio
 
     import sqlalchemy as sa
-    from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
+    from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    assert create_engine_kwargs(f"sqlite:///{tmp_path / 'x.db'}")["poolclass"] is sa.pool.QueuePool
-    assert create_engine_kwargs("sqlite://") == {}                       # in memory: unchanged
-    assert "poolclass" not in create_engine_kwargs("postgresql://u:p@h/db")  # Rasa's own pool
-    assert create_engine_kwargs("postgresql://u:p@h/db")["pool_size"] == 50
+    from rasa_addons.tracker_store import engine_kwargs
+
+    assert engine_kwargs(f"sqlite:///{tmp_path / 'x.db'}")["poolclass"] is sa.pool.QueuePool
+    assert engine_kwargs("sqlite://") == {}                       # in memory: unchanged
+    assert "poolclass" not in engine_kwargs("postgresql://u:p@h/db")  # Rasa's own pool
+    assert engine_kwargs("postgresql://u:p@h/db")["pool_size"] == 50
+    stock = SQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db=str(tmp_path / "stock.db"))
+    assert isinstance(stock.engine.pool, sa.pool.NullPool)  # Rasa's own class keeps its engine
 
     connects = []
-    store = SQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    store = OrdosSQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db=str(tmp_path / "tracker.db"))
     sa.event.listen(store.engine, "connect", lambda *_: connects.append(1))
     tracker = DialogueStateTracker.from_events("pool", [])
     for i in range(3):
@@ -89,14 +161,11 @@ def test_saves_after_a_read_store_each_event_once_without_counting(tmp_path):
     import asyncio
 
     import sqlalchemy as sa
-    from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from rasa_addons.serving import STORED_EVENTS
-
-    store = SQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    store = OrdosSQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db=str(tmp_path / "tracker.db"))
     statements = []
     sa.event.listen(store.engine, "before_cursor_execute", lambda c, cur, sql, *a: statements.append(sql.lower()))
 
@@ -167,15 +236,21 @@ def test_events_round_trip_through_the_cached_lookup():
 
 def test_sqlite_tracker_db_uses_wal_and_waits_when_locked(tmp_path):
     import sqlalchemy as sa
+    from rasa.shared.core.domain import Domain
 
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'tracker.db'}")
-    with engine.connect() as conn:
+    store = OrdosSQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
-    memory = sa.create_engine("sqlite://")
-    with memory.connect() as conn:
+    memory = OrdosSQLTrackerStore(Domain.load("domain.yml"), dialect="sqlite", db="")
+    with memory.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "memory"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    # Only the store's own engine: other databases in the process keep their settings.
+    other = sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    with other.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
 
 
 def _long_tracker(turns, domain, active_loop=None):
