@@ -46,7 +46,9 @@ BANNER_TOKEN = "旗区"
 # Question words people swap freely ("如何申领" / "怎么领取"): one form each,
 # and politeness dropped, so they neither split a group nor join two.
 QUESTION_WORDS = {"请问": "", "如何": "怎么", "怎样": "怎么", "怎么样": "怎么", "哪儿": "哪里", "哪里": "哪里",
-                  "去哪": "哪里", "到哪": "哪里", "在哪": "哪里", "多少天": "几天", "申领": "领", "领取": "领",
+                  "在哪里": "哪里", "去哪里": "哪里", "到哪里": "哪里", "在哪儿": "哪里", "去哪儿": "哪里",
+                  "到哪儿": "哪里", "去哪": "哪里", "到哪": "哪里", "在哪": "哪里", "多少天": "几天", "申领": "领",
+                  "领取": "领",
                   "办理": "办", "可不可以": "能", "能不能": "能", "可以": "能", "是不是": "是"}
 _QUESTION_WORDS = re.compile("|".join(sorted(map(re.escape, QUESTION_WORDS), key=len, reverse=True)))
 
