@@ -203,3 +203,24 @@ def test_links_lead_only_to_this_site(context, web):
     hrefs = [a.get_attribute("href") for a in page.locator("#log a").all()]
     assert hrefs == ["/static/chat.css", "/%5Cevil.example"]
     assert "[a](/\\evil.example)" in page.locator("#log").inner_text()
+
+
+def test_a_new_conversation_refused_for_now_keeps_the_message(context, web):
+    page = open_chat(context, web)
+    calls = []
+
+    def slow_down_once(route):
+        calls.append(route.request)
+        if len(calls) == 1:
+            route.fulfill(status=429, content_type="application/json", headers={"retry-after": "1"}, body=json.dumps(
+                {"error": {"status": 429, "field": None, "message_zh": "您的操作太频繁了", "message_en": "slow down"},
+                 "retry": True}))
+        else:
+            route.continue_()
+
+    page.route("**/api/session", slow_down_once)
+    send(page, "产假有多少天")
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "太快" in page.locator("#banner").inner_text()
+    page.wait_for_selector("text=收到：产假有多少天", timeout=30_000)
+    assert len(calls) == 2

@@ -44,7 +44,12 @@
     if (conversation) return Promise.resolve(conversation);
     if (!pendingSession) {
       pendingSession = fetch("/api/session", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })
-        .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error("session " + r.status)); })
+        .then(function (r) {
+          if (r.ok) return r.json();
+          var err = new Error("session " + r.status);
+          err.response = r;
+          throw err;
+        })
         .then(function (b) {
           if (!b || typeof b.conversation_id !== "string") throw new Error("session");
           conversation = b.conversation_id; store("ordos.conversation", conversation);
@@ -198,6 +203,9 @@
         method: "POST", headers: withId({ "content-type": "application/json" }, id),
         body: JSON.stringify({ message: message })
       });
+    }, function (err) {
+      if (err && err.response) return err.response;  // the server refused a new conversation: its answer counts
+      throw err;
     }).then(function (r) {
       var res = { status: r.status, body: null, retryAfter: parseInt(r.headers.get("retry-after") || "", 10) };
       return r.json().then(function (body) { res.body = body; return res; }, function () { return res; });
