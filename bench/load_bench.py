@@ -46,16 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import warnings
-
 import aiohttp
 
-warnings.filterwarnings("ignore", category=DeprecationWarning)  # jieba's and Sanic's imports
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bot.config import load_settings  # noqa: E402
 from bot.render import busy_apology  # noqa: E402
-from bot.web.conversations import HEADER as CONVERSATION_HEADER  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 PORTS = {"actions": 25055, "rasa": 25005, "web": 28000}
@@ -135,9 +131,11 @@ class Citizen:
         self.pause, self.apology = pause, apology
         self.headers = {"X-Forwarded-For": address}
 
-    async def new_conversation(self) -> tuple[str, str] | None:
+    async def new_conversation(self) -> tuple[dict, str] | None:
+        """A conversation id from the server, as the widget gets one: the headers
+        that carry it, and Rasa's sender id (the id's value part)."""
         try:
-            async with self.http.post(f"{self.web_url}/api/session", headers=self.headers) as resp:
+            async with self.http.post(f"{self.web_url}/api/session", json={}, headers=self.headers) as resp:
                 body = await resp.json(content_type=None)
                 if resp.status != 201:
                     self.step.session_errors += 1
@@ -146,11 +144,10 @@ class Citizen:
             self.step.session_errors += 1
             return None
         token = body["conversation_id"]
-        return token, token.split(".", 1)[0]
+        return {**self.headers, body["header"]: token}, token.split(".", 1)[0]
 
-    async def say(self, token: str, sender: str, text: str) -> list[dict] | None:
+    async def say(self, headers: dict, sender: str, text: str) -> list[dict] | None:
         started = time.perf_counter()
-        headers = {**self.headers, CONVERSATION_HEADER: token}
         try:
             async with self.http.post(f"{self.web_url}/api/chat", json={"message": text}, headers=headers) as resp:
                 payload = await resp.json(content_type=None)
@@ -191,7 +188,7 @@ class Citizen:
             if not await self.wait(deadline):  # the next citizen on this seat arrives
                 return
 
-    async def converse(self, token: str, sender: str, deadline: float) -> bool:
+    async def converse(self, headers: dict, sender: str, deadline: float) -> bool:
         """One conversation; False when the step ended during it. A refused
         message ends the conversation (the citizen leaves)."""
         topic, follow_up, check = self.rng.choice(PLANS)
@@ -199,7 +196,7 @@ class Citizen:
         for i, text in enumerate((topic, follow_up, check)):
             if i and not await self.wait(deadline):
                 return False
-            replies = await self.say(token, sender, text)
+            replies = await self.say(headers, sender, text)
             if replies is None:
                 return True
         for _ in range(MAX_CHECK_ANSWERS):  # the check, answered question by question
@@ -209,12 +206,12 @@ class Citizen:
                 break
             if not await self.wait(deadline):
                 return False
-            replies = await self.say(token, sender, ANSWERS.get(asked[-1], "不知道"))
+            replies = await self.say(headers, sender, ANSWERS.get(asked[-1], "不知道"))
             if replies is None:
                 return True
         if not await self.wait(deadline):
             return False
-        if await self.say(token, sender, FEEDBACK) is not None:
+        if await self.say(headers, sender, FEEDBACK) is not None:
             self.step.conversations_done += 1
         return True
 

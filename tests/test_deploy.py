@@ -67,6 +67,8 @@ ENDPOINT_NAMES = set(re.findall(r"\$\{([A-Z_0-9]+)\}", (ROOT / "endpoints.yml").
 LIBRARY_NAMES = {
     "SANIC_HOST": "rasa_sdk/endpoint.py",                         # the action server's address
     "SANIC_WORKERS": "rasa/constants.py",                         # Rasa worker processes
+    "SQL_POOL_SIZE": "rasa/core/constants.py",                    # Rasa's PostgreSQL connection pool
+    "SQL_MAX_OVERFLOW": "rasa/core/constants.py",
     "RASA_TELEMETRY_ENABLED": "rasa/telemetry.py",
     "SQLALCHEMY_SILENCE_UBER_WARNING": "sqlalchemy/util/deprecations.py",
     "MPLCONFIGDIR": "matplotlib/__init__.py",
@@ -278,6 +280,9 @@ def test_the_chart_serves_the_same_endpoints_and_channels_as_the_repository():
     for bundled in ("postgresql", "redis", "rabbitmq", "duckling", "rasa-action-server"):
         assert HELM[bundled]["install"] is False  # managed services; our own action server
     assert HELM["nginx"]["enabled"] is False and HELM["ingress"]["enabled"] is False
+    # Several pods against one managed server: a small pool each, not Rasa's 50 + 100.
+    for env in (helm_env(), COMPOSE["services"]["rasa"]["environment"]):
+        assert int(env["SQL_POOL_SIZE"]) + int(env["SQL_MAX_OVERFLOW"]) <= 20
 
 
 def test_every_secret_comes_from_the_one_secret_and_every_compose_secret_from_the_env_file():
