@@ -37,9 +37,13 @@ SIDE_QUESTION_CONFIDENCE = 0.6
 CAN_I = re.compile(r"能不能|能否|可不可以|可以.{0,12}[吗么嘛]|能.{0,14}[吗么嘛不]|符合|够条件|有没有(?:我的)?份|有份|"
                    r"有.{0,6}补贴[吗么嘛]|给.{0,4}补[贴助][吗么嘛]|享受.{0,8}[吗么嘛]|算不算|行不行|管不管|能领|能拿|能申请|"
                    r"能享受|能休|可以休|可以领|可以申请|可以享受|咋领|怎么样才能|我家.{0,10}[吗么嘛]|[吗么嘛]$")
+# A message that names another benefit to check is not a follow-up of the last one.
+CAN_I_OTHER = re.compile(r"补贴|补助|假|公积金|住房|同校|入园|入托|调训|奖励|扶助|扣除")
 FOLLOW_UP = re.compile(r"^(?:那|那么|那如果|如果|要是|假如|不是|不对|可是|但是|还有|另外)|呢[？?]?$")
 YES_NO_START = re.compile(r"^(?:是|对|嗯|有|没有|没|不是|不|否|不知道|不清楚|不确定)")
 FEEDBACK_AFTER_ANSWERS = 2
+# "Which department": named outright; "去哪办/怎么申请" alone is about procedure, which the plan leaves out.
+EXPLICIT_DEPARTMENT = re.compile(r"部门|哪个局|哪个单位|哪家单位|谁管|归谁|找谁|谁负责|哪里负责|哪个机构")
 SECOND_QUESTION_SPLIT = re.compile(r"[？?。；;！!]|还有|另外|顺便问|再问一下|以及")
 
 
@@ -126,6 +130,14 @@ class Dialogue:
         if wants_other_check:
             self._start_check(turn, slots, benefit_named, facts, said, today, text)
             return
+        gap = self._not_covered(text, topic or kb.benefits[check].answer, check)
+        if gap and not EXPLICIT_DEPARTMENT.search(text):
+            turn.slots.update(said)
+            turn.say(gap)
+            turn.say(Reply("我们继续刚才的资格查询。", kind="other"))
+            merged = {**facts, **said}
+            self._ask(turn, check, self._next_fact(check, merged, today), merged, today, again=True)
+            return
         relevant = {k: v for k, v in said.items()}
         if relevant:
             merged = {**facts, **relevant}
@@ -161,7 +173,7 @@ class Dialogue:
         text = msg.text or ""
         check = slots.get("check_benefit")
         answer_of_check = kb.benefits[check].answer if check in kb.benefits else None
-        if assistant.DEPARTMENT_CUE.search(text) or msg.intent == "ask_department":
+        if EXPLICIT_DEPARTMENT.search(text) or (msg.intent == "ask_department" and msg.confidence >= 0.7):
             aid = topic or answer_of_check
             if aid:
                 turn.say(self._department(aid))
@@ -170,6 +182,11 @@ class Dialogue:
         if gap:
             turn.say(gap)
             return True
+        if assistant.DEPARTMENT_CUE.search(text) or msg.intent == "ask_department":
+            aid = topic or answer_of_check
+            if aid:
+                turn.say(self._department(aid))
+                return True
         if topic and (msg.confidence >= SIDE_QUESTION_CONFIDENCE or self._strong_search(text, topic)):
             turn.say(self._answer(slots, topic, text, repeat_ok=True))
             return True
@@ -203,7 +220,20 @@ class Dialogue:
                 reply.kind = "ask"
                 turn.say(reply)
             return
+        if said and last_benefit in kb.benefits and not benefit_named \
+                and set(said) & set(self._facts_of_benefit(last_benefit)) \
+                and (topic is None or not self._strong_search(text, topic)) and not CAN_I_OTHER.search(text):
+            # Facts about the last benefit, with no topic of their own: a follow-up ("那三孩呢",
+            # "我老婆户口是外地的", "孩子一岁 按政策生的").
+            self._start_check(turn, slots, last_benefit, facts, said, today, text)
+            return
         dept_q = bool(assistant.DEPARTMENT_CUE.search(text)) or intent == "ask_department"
+        gap_first = dept_q and not EXPLICIT_DEPARTMENT.search(text)
+        if gap_first:
+            gap = self._not_covered(text, topic or last_answer, benefit or last_benefit)
+            if gap:
+                turn.say(gap)
+                return
         if dept_q:
             aid = topic if (topic and (msg.confidence >= 0.3 or self._strong_search(text, topic))) else None
             if aid is None and not self._names_topic(text):
@@ -263,6 +293,10 @@ class Dialogue:
                     return cand
         return None
 
+    def _facts_of_benefit(self, benefit: str) -> list[str]:
+        kb = self.kb
+        return [m for c in kb.benefits[benefit].conditions for m in (kb.facts[c.fact].derived_from or (c.fact,))]
+
     def _second_topic(self, text: str, topic: str) -> str | None:
         """Two questions in one message ("产假多少天？育儿假呢"): the other part's topic, when
         that part alone clearly names another answer."""
@@ -311,7 +345,8 @@ class Dialogue:
                 return resolved
         if msg.intent == "check_eligibility":
             hits = self.index.search(msg.text or "", limit=1)["answers"]
-            if hits and assistant.strong(hits[0]) and self.kb.answers[hits[0].id].benefit:
+            if hits and assistant.strong(hits[0]) and self.kb.answers[hits[0].id].benefit \
+                    and self._names_topic(msg.text or ""):
                 return self.kb.answers[hits[0].id].benefit
         return None
 

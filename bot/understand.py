@@ -233,11 +233,12 @@ def _shift_months(day: dt.date, months: int) -> dt.date:
     return dt.date(y, m, min(day.day, _month_end(y, m).day))
 
 
-_NEG_BEFORE = re.compile(r"(?:不是|不|没有|没|未|非|无|并非|木有)$")
+_NEG_BEFORE = re.compile(r"(?:不是|不|没有|没|未|非|无|并非|木有|从未|从没)[^，,。；\s]{0,3}$")
 
 
 def _negated(text: str, start: int) -> bool:
-    return bool(_NEG_BEFORE.search(text[max(0, start - 3):start]))
+    """A negation just before a match ("没交过公积金", "单位从来没给交过公积金")."""
+    return bool(_NEG_BEFORE.search(text[max(0, start - 6):start]))
 
 
 # Words that name a child by place in the family.
@@ -251,13 +252,16 @@ _ORDER_TERMS = [
 ]
 # Benefit and policy names that contain order words but state no fact.
 _NAME_NOISE = re.compile(r"二孩[、和及与/]?三孩|二[、,，]三孩|二胎三胎|二孩三孩|三孩政策|三孩生育政策|全面两孩|"
-                         r"一孩|三孩家庭|多孩|两孩政策")
+                         r"一孩|三孩家庭|多孩|两孩政策|全面二孩|二孩政策")
 _SIBLING = re.compile(r"哥哥|姐姐|哥|姐|兄|老大|大宝|大娃|大的|大儿子|大女儿|上面的")
 _SCHOOL_PRED = re.compile(r"择校|划片|片区|学区|毕业|在读|就读|上学|读书|转学|进去|入学|在上|上的")
+_KIDS = r"(?:孩子|娃娃|娃|宝宝|小孩|孩|宝|闺女|女儿|儿子|丫头|小子)"
 _COUNT = re.compile(r"(?:就|只|只有|才|一共|总共|共|家里|家有|家|有|养了|生了|生过|养|带)\s*" + _NUM +
-                    r"\s*(?:个)?\s*(?:孩子|娃|宝宝|小孩|孩|宝)")
+                    r"\s*(?:个)?\s*" + _KIDS)
+_COUNT_BARE = re.compile(r"(?:^|\s|，|,)\s*" + _NUM + r"\s*个\s*" + _KIDS)
 _COUNT_FAMILY = re.compile(_NUM + r"\s*(?:孩|娃|宝|个孩子)\s*(?:家庭|之家|户)")
-_ONLY_ONE = re.compile(r"(?:就|只|只有|才)\s*(?:一|1)\s*(?:个)?\s*(?:孩子|娃|宝宝|小孩|孩|宝)|独生子女家庭|独一个")
+_ONLY_ONE = re.compile(r"(?:就|只|只有|才)\s*(?:一|1)\s*(?:个)?\s*(?:孩子|娃娃|娃|宝宝|小孩|孩|宝|闺女|女儿|儿子|丫头)|"
+                       r"独生子女家庭|独一个|(?:孩子|娃|宝宝)\s*是\s*独生")
 
 
 def _order_mentions(clause: str) -> list[tuple[int, int, str]]:
@@ -273,7 +277,7 @@ def _order_mentions(clause: str) -> list[tuple[int, int, str]]:
     return sorted(found, key=lambda f: f[1])
 
 
-_CLAUSE_SPLIT = re.compile(r"[，,。；;！!？?\n]+|(?:但是|不过|而且|然后)")
+_CLAUSE_SPLIT = re.compile(r"[，,。；;！!？?\n]+|(?:但是|不过|而且|然后)|(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
 
 
 def _clauses(text: str) -> list[str]:
@@ -307,9 +311,11 @@ def _child_order(clauses: list[str], ctx: Context) -> Found | None:
 def _children_count(text: str) -> Found | None:
     if m := _ONLY_ONE.search(text):
         return Found("children_count", 1, m.group(0))
-    for rx in (_COUNT_FAMILY, _COUNT):
+    for rx in (_COUNT_FAMILY, _COUNT, _COUNT_BARE):
         for m in rx.finditer(text):
             n = cn_number(m.group(1))
+            if rx is _COUNT_BARE and (n is None or n < 2):
+                continue  # "一个孩子" alone may be any child; two or more is a count
             if n is not None and 0 <= n <= 20 and not _negated(text, m.start()):
                 if rx is _COUNT and re.match(r"(?:有|生了|生过|养了|养)", m.group(0)) and re.search(
                         r"(?:再|想|要|打算|准备|计划)\s*$", text[:m.start()]):
@@ -319,9 +325,11 @@ def _children_count(text: str) -> Found | None:
 
 
 _LOCAL = r"(?:鄂尔多斯|本地|本市|当地|这边|咱们这|咱这|东胜|康巴什|达拉特|准格尔|鄂托克前旗|鄂托克|杭锦|乌审|伊金霍洛|达旗|准旗|伊旗|鄂前旗)"
-_HUKOU = re.compile(r"(?:不是|不在|非)?\s*" + _LOCAL + r"\s*(?:的)?\s*(?:户口|户籍|人|常住户口)|"
-                    r"户口\s*(?:不)?\s*(?:在|是)\s*" + _LOCAL + r"|"
+_HUKOU = re.compile(r"(?:不是|不在|非)?\s*" + _LOCAL + r"(?:旗|区|市)?\s*(?:的)?\s*(?:户口|户籍|人|常住户口)|"
+                    r"户口\s*(?:不)?\s*(?:在|是|落在|上在)?\s*" + _LOCAL + r"|"
+                    r"户口\s*(?:还)?\s*(?:没|没有|未)\s*(?:迁|落|转)|(?:我|我自己|本人)\s*(?:是)?\s*外地(?:的|人)|"
                     r"(?:外地|外省|外市|外县|外旗|老家|非本地|外来)\s*(?:的)?\s*(?:户口|户籍|人)|户口\s*(?:在|是)\s*(?:外地|外省|老家)")
+_BOTH = re.compile(r"两口子|夫妻(?:俩|双方|两个)?都|我们?俩|我们两个|俩人都|我(?:跟|和)\S{1,4}都|我们都|全家都")
 _SPOUSE_F = re.compile(r"老婆|媳妇|妻子|爱人|孩子妈|孩他妈|孩子她妈|产妇|宝妈|女方|她")
 _SPOUSE_M = re.compile(r"老公|丈夫|孩子爸|孩他爸|男方|他")
 
@@ -333,7 +341,7 @@ def _hukou(clauses: list[str], ctx: Context, kb_facts: set[str]) -> list[Found]:
         if not m:
             continue
         words = m.group(0)
-        local = not re.search(r"外地|外省|外市|外县|外旗|老家|非本地|外来|不是|不在|非", words) \
+        local = not re.search(r"外地|外省|外市|外县|外旗|老家|非本地|外来|不是|不在|非|没|未", words) \
             and not _negated(clause, m.start())
         if _SPOUSE_F.search(clause[:m.start()]) and not re.search(r"我和|我们", clause[:m.start()]):
             if "mother_hukou_ordos" in kb_facts:
@@ -350,42 +358,45 @@ def _hukou(clauses: list[str], ctx: Context, kb_facts: set[str]) -> list[Found]:
 
 _FLAGS: list[tuple[str, str, bool]] = [
     # (fact, pattern, value); a negation word just before the match flips a True pattern.
-    ("first_home_purchase", r"首套|第一套|头一套|头套房", True),
+    ("first_home_purchase", r"首套|第一套|头一套|头套房|(?:第一|头一|头)(?:次|回)\s*买房", True),
     ("first_home_purchase", r"第二套|二套房|二套|第三套|已经有(?:一套)?房|有房了|再买", False),
     ("renting", r"租房|租的房|租住|租着|在租|租了(?:套|个|间)?房|租房子", True),
-    ("owns_home_locally", r"(?:本地|这边|当地|这里|缴存地|在这)?\s*(?:有|买了)\s*(?:自己的|自住|一套)?\s*(?:房|房子|住房)(?!贷)", True),
+    ("owns_home_locally", r"(?:本地|这边|当地|这里|缴存地|在这)?\s*(?:有|买了)\s*(?:自己的|自住|一套|套|一处)?\s*(?:房|房子|住房)(?!贷)", True),
     ("owns_home_locally", r"没(?:有)?(?:自己的|自住)?\s*(?:房|房子|住房)|无房", False),
-    ("housing_fund_contributor", r"(?:交|缴|缴存|缴纳|有|在交|在缴|交着|上着)\s*(?:了)?\s*(?:住房)?公积金", True),
+    ("housing_fund_contributor", r"(?:交|缴|缴存|缴纳|有|在交|在缴|交着|上着)\s*(?:了|过|着)?\s*(?:住房)?公积金", True),
     ("sibling_school_choice", r"择校", True),
     ("sibling_school_choice", r"(?:是|按|通过)?\s*(?:划片|片区|就近|对口)\s*(?:进去|入学|上的|进的|分的|录取)", False),
     ("zoning_changed", r"(?:划片|学区|片区|施教区)\s*(?:有)?\s*(?:变了|变化|调整|改了|变动|重新划|换了|不一样)", True),
-    ("zoning_changed", r"(?:划片|学区|片区)\s*(?:没|没有|未)\s*(?:变|变化|调整)", False),
+    ("zoning_changed", r"(?:划片|学区|片区)\s*(?:一直|也|都|还|从来)?\s*(?:没|没有|未)\s*(?:变|变化|调整|改)", False),
     ("sibling_currently_enrolled", r"毕业|不在那(?:里|儿)?(?:上|读)?了|转学|转走|不上了|升学走|已经走了", False),
     ("sibling_currently_enrolled", r"(?:还在|正在|在)\s*(?:那|这)?(?:里|儿|个学校|所学校)?\s*(?:读|上学|上|念)", True),
     ("enrolled_in_childcare", r"(?:已经|正在|现在在|在)\s*(?:上|读)\s*(?:幼儿园|托儿所|托育|托班|托育园|园)|"
                               r"(?:入园|入托|上幼儿园|上托班)了|在幼儿园|在托育", True),
-    ("enrolled_in_childcare", r"(?:还没|没|没有|未)\s*(?:上|读|入|进)\s*(?:幼儿园|托儿所|托育|托班|园|托)", False),
-    ("born_under_policy", r"按政策|符合政策|政策内|合法生|合规|符合条例|符合规定", True),
-    ("born_under_policy", r"超生|政策外|不符合政策|违反政策|未婚先育|非婚生", False),
+    ("enrolled_in_childcare", r"(?:还没|没|没有|未|不)\s*(?:送|上|读|入|进|去)\s*(?:幼儿园|托儿所|托育|托班|园|托)", False),
+    ("born_under_policy", r"超生|政策外|不符合(?:生育)?政策|违反(?:生育)?政策|未婚先育|非婚生", False),
+    ("born_under_policy", r"按(?:照)?(?:生育)?政策|符合(?:生育)?政策|政策内|合法生|合规|符合条例|符合规定", True),
     ("delivered_at_midwifery_institution",
      r"在?(?:医院|妇幼|卫生院|产院|助产机构|人民医院|中心医院)\s*(?:里|里面)?\s*(?:生|分娩|顺产|剖|剖腹产|住院生)", True),
     ("delivered_at_midwifery_institution", r"在家(?:里)?(?:生|分娩)|家里生的", False),
     ("prenatal_check_at_medical_institution",
-     r"(?:产检|孕检|孕期检查)\s*(?:都|是|也)?\s*(?:在|去)\s*(?:医院|卫生院|医疗机构|妇幼)|"
-     r"(?:医院|卫生院|妇幼)\s*(?:做|建档|做的)\s*(?:产检|孕检)", True),
-    ("maternity_insured_employee", r"(?:交|缴|参加|有|上|买)\s*(?:了)?\s*生育(?:保险|险)|参保女职工|单位给(?:我|她)?交(?:了)?(?:五险|社保)", True),
+     r"(?:产检|孕检|孕期检查)[^，,。]{0,4}(?:在|去)[^，,。]{0,6}(?:医院|卫生院|医疗机构|妇幼|保健院)|"
+     r"(?:医院|卫生院|妇幼|保健院|医疗机构)[^，,。]{0,6}(?:产检|孕检)", True),
+    ("maternity_insured_employee", r"(?:交|缴|参加|有|上|买)\s*(?:了)?\s*生育(?:保险|险)|参保(?:的)?女职工|参保职工|单位给(?:我|她)?交(?:了)?(?:五险|社保)", True),
     ("maternity_insured_employee", r"没(?:有)?工作|没上班|无业|全职(?:妈妈|太太)|家庭主妇", False),
-    ("township_grassroots_staff", r"(?:苏木|乡镇|嘎查|镇上|乡里|基层)\s*(?:的)?\s*(?:上班|工作|职工|干部|单位|卫生院|学校|政府)", True),
+    ("township_grassroots_staff", r"不是\s*(?:苏木|乡镇|基层)|(?:机关|市里|旗里|城里)[^，,。]{0,4}(?:上班|工作)", False),
+    ("township_grassroots_staff", r"(?:苏木|乡镇|嘎查|镇上|乡里|基层)\s*(?:的)?\s*(?:基层)?\s*(?:上班|工作|女职工|职工|干部|单位|卫生院|学校|政府)", True),
     ("maternity_leave_ended", r"产假\s*(?:已经|都)?\s*(?:休完|结束|到期|期满|满了|休满)", True),
     ("maternity_leave_ended", r"(?:还在|正在)\s*休\s*产假|产假\s*(?:还)?没(?:有)?\s*(?:休完|结束|到期)", False),
     ("applicant_is_only_child", r"我\s*(?:是|也是)\s*独生(?:子女|女|子)|我(?:们)?(?:俩)?都是独生", True),
-    ("applicant_is_only_child", r"我\s*(?:不是|并非)\s*独生|我有(?:兄弟|姐妹|哥哥|姐姐|弟弟|妹妹)", False),
-    ("family_planning_family", r"独生子女家庭|独生子女户|双女户|双女家庭|计划生育家庭|独生子女父母", True),
+    ("applicant_is_only_child", r"我\s*(?:不是|并非)\s*独生|我\s*(?:还)?\s*有\s*(?:个|一个|两个|几个)?\s*(?:兄弟|姐妹|哥哥|姐姐|弟弟|妹妹)", False),
+    ("family_planning_family", r"独生子女家庭|独生子女户|双女户|双女家庭|计划生育家庭|独生子女(?:光荣)?证", True),
 ]
 _FLAG_RX = [(fact, re.compile(p), value) for fact, p, value in _FLAGS]
 
-_ROLE_MOTHER = re.compile(r"我\s*(?:是)?\s*(?:孩子)?(?:的)?\s*(?:妈|妈妈|母亲|宝妈|产妇|孕妇|女方|亲妈)|我生(?:了|的)|我怀孕|我刚生")
-_ROLE_FATHER = re.compile(r"我\s*(?:是)?\s*(?:孩子)?(?:的)?\s*(?:爸|爸爸|父亲|宝爸|男方|亲爹)|我(?:老婆|媳妇|妻子|爱人)\s*(?:生|怀|刚生)")
+_ROLE_MOTHER = re.compile(r"我\s*(?:是)?\s*(?:孩子|娃)?(?:的|她)?\s*(?:妈|妈妈|母亲|宝妈|产妇|孕妇|女方|亲妈)|我生(?:了|的)|我怀孕|"
+                          r"我刚生|嫁过来|嫁到|我是女的")
+_ROLE_FATHER = re.compile(r"我\s*(?:是)?\s*(?:孩子|娃)?(?:的|他)?\s*(?:爸|爸爸|父亲|宝爸|男方|亲爹)|我(?:老婆|媳妇|妻子|爱人)\s*(?:生|怀|刚生)|"
+                          r"我是男的")
 
 
 def _flags(text: str, clauses: list[str], ctx: Context) -> list[Found]:
@@ -396,7 +407,7 @@ def _flags(text: str, clauses: list[str], ctx: Context) -> list[Found]:
             continue
         for clause in clauses:
             m = rx.search(clause)
-            if not m:
+            if not m or _DONT_KNOW.search(clause):
                 continue
             v = value
             if value is True and _negated(clause, m.start()):
@@ -424,7 +435,8 @@ _D_FULL = re.compile(r"(\d{4})\s*[年\-/.]\s*(\d{1,2})\s*[月\-/.]\s*(\d{1,2})\s
 _D_MONTH = re.compile(r"(\d{4})\s*[年\-/.]\s*(\d{1,2})\s*月?(?!\d)")
 _D_YEAR = re.compile(r"(\d{4})\s*年(?!\s*\d{1,2}\s*月)")
 _D_REL = re.compile(r"(大前年|前年|去年|今年)\s*(?:的)?\s*(?:" + _NUM + r"\s*月(?:\s*(\d{1,2})\s*[日号])?)?")
-_D_AGE = re.compile(_NUM + r"\s*(?:周岁|岁)\s*(半|多)?|" + _NUM + r"\s*个\s*(?:多)?\s*月\s*(?:大)?|(半岁)")
+_D_AGE = re.compile(_NUM + r"\s*(?:周岁|岁)\s*(半|多)?|" + _NUM + r"\s*个\s*(?:多)?\s*月\s*(?:大|了)|(半岁)|"
+                    r"(?:孩子|娃|宝宝|老[二三大]|[二三大]宝)\s*(?:才|刚|已经)?\s*" + _NUM + r"\s*个\s*(?:多)?\s*月")
 _D_NEWBORN = re.compile(r"刚出生|刚生|刚满月|刚生完|上个月(?:刚)?生|这个月(?:刚)?生|月子里|坐月子")
 _BIRTH_CUE = re.compile(r"出生|生的|生了|生|岁|个月|满月|降生|落地")
 _PREGNANT = re.compile(r"怀孕|怀上|预产期|备孕|还没生|打算生|准备生|想生|要生|计划生")
@@ -483,8 +495,8 @@ def _clause_date_range(clause: str, today: dt.date, ctx: Context) -> tuple[dt.da
         if m := _D_AGE.search(a):
             if m.group(4):           # "半岁"
                 months_lo, months_hi = 6, 6
-            elif m.group(3):         # "8个月"
-                n = cn_number(m.group(3))
+            elif m.group(3) or m.group(5):         # "8个月"
+                n = cn_number(m.group(3) or m.group(5))
                 if n is None:
                     return None
                 months_lo, months_hi = n, n
@@ -534,6 +546,11 @@ def extract_facts(text: str, context: Context | None = None, today: dt.date | No
         found.append(f)
     out: dict[str, Found] = {}
     for f in found:
-        if facts_known is None or f.fact in facts_known:
-            out.setdefault(f.fact, f)
-    return out
+        out.setdefault(f.fact, f)
+    # The family's registration said by the mother herself, or by "both of us", is hers too.
+    family = out.get("hukou_ordos")
+    if family is not None and "mother_hukou_ordos" not in out and (
+            (out.get("applicant_role") and out["applicant_role"].value == "mother")
+            or _BOTH.search(t)):
+        out["mother_hukou_ordos"] = Found("mother_hukou_ordos", family.value, family.evidence)
+    return {k: v for k, v in out.items() if facts_known is None or k in facts_known}
