@@ -16,7 +16,9 @@ import requests
 from bot.config import ROOT
 
 MODEL = ROOT / "models" / "ordos.tar.gz"
-RASA_PORT, ACTIONS_PORT, WEB_PORT = 15005, 15055, 18000
+# E2E_PORT_OFFSET lets two test runs on one machine use separate servers.
+_OFFSET = int(os.environ.get("E2E_PORT_OFFSET", "0"))
+RASA_PORT, ACTIONS_PORT, WEB_PORT = 15005 + _OFFSET, 15055 + _OFFSET, 18000 + _OFFSET
 RASA_TOKEN = "e2e-" + os.urandom(8).hex()
 BIN = ROOT / ".venv" / "bin"
 SERVE = ROOT / "scripts" / "serve.sh"
