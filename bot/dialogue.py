@@ -220,9 +220,10 @@ class Dialogue:
                 reply.kind = "ask"
                 turn.say(reply)
             return
-        if said and last_benefit in kb.benefits and not benefit_named \
-                and set(said) & set(self._facts_of_benefit(last_benefit)) \
-                and (topic is None or not self._strong_search(text, topic)) and not CAN_I_OTHER.search(text):
+        if said and last_benefit in kb.benefits and not benefit_named and not CAN_I_OTHER.search(text) \
+                and self._fit(said, last_benefit) > self._fit(said, topic_benefit) \
+                and (topic_benefit is None or not self._strong_search(text, topic)
+                     or self._fit(said, topic_benefit) == 0):
             # Facts about the last benefit, with no topic of their own: a follow-up ("那三孩呢",
             # "我老婆户口是外地的", "孩子一岁 按政策生的").
             self._start_check(turn, slots, last_benefit, facts, said, today, text)
@@ -248,6 +249,13 @@ class Dialogue:
         if gap and not (benefit and can_i and said):
             turn.say(gap)
             return
+        if can_i and said and not benefit_named and topic_benefit:
+            # The classifier's topic may be a neighbour ("产假休完了能调训吗" is about the rotation,
+            # not maternity leave): the best search hit's benefit wins when the stated facts fit it better.
+            searched = self._searched_topic(text)
+            other = kb.answers[searched].benefit if searched else None
+            if other and other != topic_benefit and self._fit(said, other) > self._fit(said, topic_benefit):
+                benefit = other
         if benefit and (can_i or said) and (topic_benefit or benefit_named):
             self._start_check(turn, slots, benefit, facts, said, today, text)
             return
@@ -292,6 +300,10 @@ class Dialogue:
                 if cand and item.get("confidence", 0) >= 0.3 and self._strong_search(msg.text, cand):
                     return cand
         return None
+
+    def _fit(self, said: dict[str, Any], benefit: str | None) -> int:
+        """How many of the stated facts the benefit's rule uses."""
+        return len(set(said) & set(self._facts_of_benefit(benefit))) if benefit in self.kb.benefits else 0
 
     def _facts_of_benefit(self, benefit: str) -> list[str]:
         kb = self.kb

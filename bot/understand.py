@@ -413,7 +413,7 @@ def _flags(text: str, clauses: list[str], ctx: Context) -> list[Found]:
             if value is True and _negated(clause, m.start()):
                 v = False
             if fact == "sibling_currently_enrolled" and v is True and not (
-                    _SIBLING.search(clause) or ctx.asked == fact):
+                    _SIBLING.search(clause) or ctx.asked == fact or ctx.benefit == "same_school_enrolment"):
                 continue  # "在上幼儿园" about the child itself is not the sibling's school
             if fact == "owns_home_locally" and re.search(r"租", clause[:m.start()] + m.group(0)):
                 continue
@@ -423,11 +423,16 @@ def _flags(text: str, clauses: list[str], ctx: Context) -> list[Found]:
     return out
 
 
+_GAVE_BIRTH = re.compile(r"刚[^，,。\s]{0,8}生完|我?\s*(?:在)?坐月子|月子里")
+
+
 def _role(text: str) -> Found | None:
     if m := _ROLE_FATHER.search(text):
         return Found("applicant_role", "father", m.group(0))
     if m := _ROLE_MOTHER.search(text):
         return Found("applicant_role", "mother", m.group(0))
+    if (m := _GAVE_BIRTH.search(text)) and not _SPOUSE_F.search(text.replace("孩子妈能", "")):
+        return Found("applicant_role", "mother", m.group(0))   # she says she just gave birth
     return None
 
 

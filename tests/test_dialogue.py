@@ -200,3 +200,14 @@ def test_a_plain_registration_answers_the_question_about_the_mother(dialogue):
 def test_not_understood_offers_the_topic_menu(dialogue):
     (replies,), _ = talk(dialogue, [("zzzz qqqq", "nlu_fallback", 0.3)])
     assert replies[0].kind == "fallback" and len(replies[0].buttons) >= 3
+
+
+def test_the_benefit_the_stated_facts_fit_wins_over_a_neighbouring_topic(dialogue):
+    (replies,), _ = talk(dialogue, [("乡镇基层女职工 生了老二 产假休完了能调训到居住地吗", "ask_maternity_leave", 0.8)])
+    assert any(r.benefit == "township_staff_rotation" for r in replies), kinds(replies)
+
+
+def test_facts_that_fit_the_last_benefit_follow_it_past_a_topic_without_one(dialogue):
+    replies, _ = talk(dialogue, [("分娩补贴是啥", "ask_delivery_subsidy", 0.9),
+                                 ("我老婆户口是外地的", "ask_birth_one_thing", 0.7)])
+    assert has(replies[-1], "verdict", benefit="delivery_subsidy", status="ineligible"), kinds(replies[-1])

@@ -67,3 +67,13 @@ def test_date_ranges_read_back():
     assert date_range("2025-03-01/2025-03-31") == (dt.date(2025, 3, 1), dt.date(2025, 3, 31))
     assert date_range("2024-03-05") == (dt.date(2024, 3, 5), dt.date(2024, 3, 5))
     assert date_range("unknown") is None
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("我自己是准旗户口 刚在旗医院生完二胎", {"applicant_role": "mother", "mother_hukou_ordos": True}),
+    ("我们两口子都是本地户口", {"mother_hukou_ordos": True}),
+    ("我老婆刚生完 我是本地户口", {"applicant_role": "father"}),
+])
+def test_whose_registration(kb, text, expected):
+    found = {k: v.value for k, v in extract_facts(text, None, TODAY, set(kb.facts)).items()}
+    assert expected.items() <= found.items(), found
