@@ -274,3 +274,26 @@ def test_retention_purge_removes_old_items_and_their_tags(tmp_path):
     assert result["review_items"] == 1 and not result["errors"]
     with app.ctx.review.engine.connect() as conn:
         assert [r[0] for r in conn.execute(sa.select(review_tags.c.item_id))] == [new]
+
+
+def test_text_search_pages_cover_every_match_once_and_go_back(tmp_path):
+    app = review_app(tmp_path)
+    store = app.ctx.review
+    for i in range(50):
+        store.record_at(T0 - dt.timedelta(seconds=i // 4), "unanswered", f"s{i}",
+                        f"{'公积金' if i % 2 else '产假'}问题{i}", confidence=(i % 5) / 10)
+    policy = sign_in(app, "policy")
+    for sort in ("new", "old", "conf_asc", "conf_desc"):
+        everything = ids_in(policy.get(f"/review?q=公积金&sort={sort}&size=200").text)
+        assert len(everything) == 25
+        seen, pages, url = [], [], f"/review?q=公积金&size=20&sort={sort}"
+        while url:
+            html = policy.get(url).text
+            assert "共 25 条" in html
+            pages.append((url, ids_in(html)))
+            seen += pages[-1][1]
+            found = re.search(r'href="(/review\?[^"]*after=[^"]+)"', html)
+            url = found.group(1).replace("&amp;", "&") if found else None
+        assert seen == everything, sort          # the same order as one long page
+        back = re.search(r'href="(/review\?[^"]*before=[^"]+)"', policy.get(pages[1][0]).text).group(1)
+        assert ids_in(policy.get(back.replace("&amp;", "&")).text) == pages[0][1], sort

@@ -34,6 +34,8 @@ PAGE_SIZES = (20, 50, 100, 200)
 MAX_SEARCH_CHARS = 100
 MAX_TAG_CHARS = 20
 CSV_MAX_ROWS = 100_000
+COUNT_CAP = 1_000        # the inbox says "1000+" rather than counting every match
+TEXT_SCAN_CAP = 10_000   # a text search sorts up to this many matches itself (see _text_search_page)
 
 
 class FilterError(ValueError):
@@ -158,10 +160,15 @@ class Filters:
         return urlencode(self.params(**override))
 
 
-def conditions(f: Filters, kb: Knowledge) -> list[Any]:
-    """WHERE clauses for the filters (each on an indexed column)."""
+def conditions(f: Filters, kb: Knowledge, scan: bool = False) -> list[Any]:
+    """WHERE clauses for the filters (each on an indexed column).
+
+    `scan=True` when the table is read in its own order anyway (text search):
+    kind and status are then tested as expressions no index applies to, so the
+    planner does not visit most of the table through an index on them."""
     c = review_items.c
-    where: list[Any] = [c.kind.in_(f.kinds or GAP_KINDS)]
+    kind, status = (sa.func.coalesce(c.kind, ""), sa.func.coalesce(c.status, "")) if scan else (c.kind, c.status)
+    where: list[Any] = [kind.in_(f.kinds or GAP_KINDS)]
     if f.date_from:
         where.append(c.created_at >= local_day_start_utc(f.date_from))
     if f.date_to:
@@ -188,7 +195,7 @@ def conditions(f: Filters, kb: Knowledge) -> list[Any]:
                             sa.and_(sa.or_(c.answer_id.is_(None), c.answer_id.notin_(other)),
                                     c.intent.in_([f"ask_{a}" for a in answers]))))
     if f.statuses:
-        where.append(c.status.in_(f.statuses))
+        where.append(status.in_(f.statuses))
     if f.tag:
         where.append(c.id.in_(sa.select(review_tags.c.item_id).where(review_tags.c.tag == f.tag)))
     if f.q:
@@ -247,29 +254,48 @@ class Page:
     filters: Filters = field(default_factory=Filters)
 
 
-def page(conn, kb: Knowledge, f: Filters, after: str | None = None, before: str | None = None,
-         count: bool = True) -> Page:
-    """One page of items: the first, the one after `after`, or the one before `before` (cursors)."""
+def count_matching(conn, kb: Knowledge, f: Filters, cap: int = COUNT_CAP) -> int:
+    """How many items the filters select, counted up to `cap` (cap + 1 means "more than cap").
+
+    Counted over the page query's own ORDER BY and LIMIT, so the database walks
+    the same index the page uses and stops early instead of visiting every match."""
     columns, descending = _sort_columns(f.sort)
-    where = conditions(f, kb)
+    inner = (sa.select(review_items.c.id).where(*conditions(f, kb))
+             .order_by(*[col.desc() if descending else col.asc() for col in columns]).limit(cap + 1).subquery())
+    return conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar() or 0
+
+
+def refresh_statistics(engine: sa.engine.Engine) -> None:
+    """Table statistics for the query planner, so it walks the time index for the inbox's
+    common filters instead of sorting every open item (SQLite keeps none until asked)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("ANALYZE review_items")
+            conn.exec_driver_sql("ANALYZE review_tags")
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE review_items")
+            conn.exec_driver_sql("ANALYZE review_tags")
+
+
+def page(conn, kb: Knowledge, f: Filters, after: str | None = None, before: str | None = None,
+         count: bool = True, known_total: int | None = None) -> Page:
+    """One page of items: the first, the one after `after`, or the one before `before` (cursors).
+
+    `total` is counted up to COUNT_CAP (COUNT_CAP + 1: more); a page reached by a
+    cursor may pass the total the first page counted (`known_total`)."""
     key = decode_cursor(after or before, f.sort) if (after or before) else None
     backwards = bool(before) and key is not None
-    if key is not None:
-        tup, bound = sa.tuple_(*columns), sa.tuple_(*[sa.literal(v) for v in key])
-        forward_is_less = descending
-        if backwards:
-            forward_is_less = not forward_is_less
-        where.append(tup < bound if forward_is_less else tup > bound)
-    order_desc = descending != backwards
-    order = [col.desc() if order_desc else col.asc() for col in columns]
-    query = sa.select(review_items).where(*where).order_by(*order).limit(f.size + 1)
-    rows = [dict(r._mapping) for r in conn.execute(query)]
-    more = len(rows) > f.size
-    rows = rows[: f.size]
-    if backwards:
-        rows.reverse()
-    total = conn.execute(sa.select(sa.func.count()).select_from(review_items).where(*conditions(f, kb))).scalar() \
-        if count else -1
+    found = _text_search_page(conn, kb, f, key, backwards) if f.q else None
+    if found is not None:
+        rows, more, total = found
+    else:
+        rows, more = _indexed_page(conn, kb, f, key, backwards)
+        if known_total is not None and known_total >= 0:
+            total = known_total
+        elif key is None and not more:
+            total = len(rows)          # the first page holds every match
+        else:
+            total = count_matching(conn, kb, f) if count else -1
     tags = tags_of(conn, [r["id"] for r in rows])
     described = [describe(kb, r, tags.get(r["id"], [])) for r in rows]
     result = Page(described, total, filters=f)
@@ -280,6 +306,57 @@ def page(conn, kb: Knowledge, f: Filters, after: str | None = None, before: str 
         result.next_cursor = encode_cursor(last_key) if has_next else None
         result.prev_cursor = encode_cursor(first_key) if has_prev else None
     return result
+
+
+def _indexed_page(conn, kb: Knowledge, f: Filters, key, backwards: bool) -> tuple[list[dict], bool]:
+    """The page by keyset over the sort's index: (rows in page order, whether more follow)."""
+    columns, descending = _sort_columns(f.sort)
+    where = conditions(f, kb)
+    if key is not None:
+        tup, bound = sa.tuple_(*columns), sa.tuple_(*[sa.literal(v) for v in key])
+        forward_is_less = descending != backwards
+        where.append(tup < bound if forward_is_less else tup > bound)
+    order_desc = descending != backwards
+    order = [col.desc() if order_desc else col.asc() for col in columns]
+    query = sa.select(review_items).where(*where).order_by(*order).limit(f.size + 1)
+    rows = [dict(r._mapping) for r in conn.execute(query)]
+    more = len(rows) > f.size
+    rows = rows[: f.size]
+    if backwards:
+        rows.reverse()
+    return rows, more
+
+
+def _text_search_page(conn, kb: Knowledge, f: Filters, key, backwards: bool):
+    """A text search: (rows, more, exact total), or None when it matches more than TEXT_SCAN_CAP.
+
+    Text is matched by scanning the table (no index helps with '%word%'). One
+    plain scan in table order collects every match's sort key, and the page is
+    cut here: walking an index instead visits the rows in random order,
+    five times slower at 100,000 items on SQLite, whose planner prefers it
+    (bench/review_bench.py)."""
+    columns, descending = _sort_columns(f.sort)
+    query = sa.select(columns[0], review_items.c.id).where(*conditions(f, kb, scan=True)).limit(TEXT_SCAN_CAP + 1)
+    matches = [((first, item_id), item_id) for first, item_id in conn.execute(query).all()]
+    if len(matches) > TEXT_SCAN_CAP:
+        return None
+    matches.sort(key=lambda m: m[0], reverse=descending)
+    keys = [m[0] for m in matches]
+    if key is None:
+        start, end = 0, f.size
+    elif not backwards:
+        start = next((i for i, k in enumerate(keys) if (k < key if descending else k > key)), len(keys))
+        end = start + f.size
+    else:
+        end = next((i for i, k in enumerate(keys) if (k <= key if descending else k >= key)), len(keys))
+        start = max(0, end - f.size)
+    chosen = [m[1] for m in matches[start:end]]
+    more = end < len(matches) if not backwards else start > 0
+    by_id = {}
+    if chosen:
+        by_id = {r.id: dict(r._mapping) for r in conn.execute(sa.select(review_items)
+                                                               .where(review_items.c.id.in_(chosen)))}
+    return [by_id[i] for i in chosen if i in by_id], more, len(matches)
 
 
 def _key(row: dict[str, Any], sort: str) -> tuple[Any, Any]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import itertools
 import logging
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,11 +43,12 @@ from .limits import client_ip as _client_ip
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
-MAX_GROUPED = 20_000          # questions grouped at most per view (the newest)
+MAX_GROUPED = 10_000          # questions grouped at most per view (the newest)
 GROUPS_PER_PAGE = 50
 GROUP_DAYS_DEFAULT = 30
 DASHBOARD_DAYS_DEFAULT = 7
 SCAN_EVERY_S = 600
+STATISTICS_EVERY_SCANS = 6    # the planner's statistics refreshed hourly
 GROUP_CACHE_SIZE = 8
 
 bp = Blueprint("review", url_prefix="/review")
@@ -75,20 +78,23 @@ def setup(app) -> None:
     app.ctx.review = getattr(app.ctx, "review", None) or get_review_store(settings)
     app.ctx.tracker = TrackerReader(settings.tracker_db_url) if settings.tracker_db_url else None
     app.ctx.review_groups = {}
+    app.ctx.review_groups_lock = threading.Lock()
     app.ctx.review_normaliser = None
     app.blueprint(bp)
 
     async def scan_forever(app, _loop):
-        # The export's checker and the grouping's segmenter take a few seconds to build: not on a request.
+        # The export's checker and the default grouping take seconds to build: not on a request.
         asyncio.get_running_loop().run_in_executor(None, _warm_up, app)
 
         async def loop_body():
-            while True:
+            for cycle in itertools.count(1):
                 await asyncio.sleep(60)
                 try:
                     await _blocking(_scan, app)
+                    if cycle % STATISTICS_EVERY_SCANS == 0:
+                        await _blocking(_refresh_statistics, app)
                 except Exception:  # noqa: BLE001 - one failed scan must not end the schedule
-                    log.exception("scan for abandoned checks failed; next try in %d s", SCAN_EVERY_S)
+                    log.exception("review maintenance failed; next try in %d s", SCAN_EVERY_S)
                 await asyncio.sleep(SCAN_EVERY_S - 60)
 
         app.ctx.review_scan_task = asyncio.get_running_loop().create_task(loop_body())
@@ -105,9 +111,16 @@ def setup(app) -> None:
 def _warm_up(app) -> None:
     try:
         export.checker_for()
-        _normaliser(app)("二胎补贴")
+        _refresh_statistics(app)
+        compute_groups(app, default_group_filters())   # the groups page's default view, ready for the first visit
     except Exception:  # noqa: BLE001 - the first request builds them instead
         log.exception("review workspace warm-up failed")
+
+
+def _refresh_statistics(app) -> None:
+    store = app.ctx.review
+    store._ensure_schema()
+    inbox.refresh_statistics(store.engine)
 
 
 def _scan(app) -> int:
@@ -170,15 +183,18 @@ async def inbox_page(request):
     kb = request.app.ctx.kb
     filters, error = _filters(request)
     after, before = request.args.get("after"), request.args.get("before")
+    known = request.args.get("n", "")
+    known_total = int(known) if known.isdigit() and (after or before) else None
     engine = _engine(request)
 
     def load():
         with engine.connect() as conn:
-            return inbox.page(conn, kb, filters, after=after, before=before), inbox.all_tags(conn)
+            return (inbox.page(conn, kb, filters, after=after, before=before, known_total=known_total),
+                    inbox.all_tags(conn))
 
     result, tags = await _blocking(load)
     return render("review_inbox.html", request, status=400 if error else 200, page=result, filters=filters,
-                  error=error, tags=tags, section="inbox", **_choices(kb))
+                  error=error, tags=tags, section="inbox", count_cap=inbox.COUNT_CAP, **_choices(kb))
 
 
 @bp.get("/items/<item_id:int>")
@@ -306,6 +322,12 @@ def _group_filters(request) -> tuple[inbox.Filters, str | None]:
     return filters, error
 
 
+def default_group_filters() -> inbox.Filters:
+    """What /review/groups shows without a query: open questions of the last 30 days."""
+    return inbox.Filters(kinds=QUESTION_KINDS,
+                         date_from=today_local() - dt.timedelta(days=GROUP_DAYS_DEFAULT - 1))
+
+
 GROUP_COLUMNS = [review_items.c.id, review_items.c.question, review_items.c.created_at, review_items.c.intent,
                  review_items.c.answer_id, review_items.c.status, review_items.c.recheck_intent,
                  review_items.c.recheck_confidence, review_items.c.rechecked_at]
@@ -324,8 +346,9 @@ def compute_groups(app, filters: inbox.Filters) -> list[dict[str, Any]]:
                              .where(*inbox.conditions(f, kb))).first()
         key = (f.query_string(), tuple(stamp))
         cache = app.ctx.review_groups
-        if key in cache:
-            return cache[key]
+        with app.ctx.review_groups_lock:
+            if key in cache:
+                return cache[key]
         rows = list(inbox.matching_rows(conn, kb, f, columns=GROUP_COLUMNS, limit=MAX_GROUPED))
     questions = [Question(r["id"], r["question"], r["created_at"], r) for r in rows]
     groups = group_questions(questions, _normaliser(app))
@@ -349,9 +372,10 @@ def compute_groups(app, filters: inbox.Filters) -> list[dict[str, Any]]:
             "department": department_of(kb, guess, None) or NO_DEPARTMENT_LABEL,
             "coverage": recheck.coverage(members), "open": statuses.get("new", 0) + statuses.get("pending", 0),
         })
-    if len(cache) >= GROUP_CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[key] = out
+    with app.ctx.review_groups_lock:
+        while len(cache) >= GROUP_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = out
     return out
 
 
@@ -370,7 +394,8 @@ async def groups_page(request):
     page_no = min(page_no, pages)
     shown = groups[(page_no - 1) * GROUPS_PER_PAGE: page_no * GROUPS_PER_PAGE]
     return render("review_groups.html", request, status=400 if error else 200, groups=shown, total=len(groups),
-                  items=sum(g["count"] for g in groups), page_no=page_no, pages=pages, filters=filters, error=error,
+                  items=sum(g["count"] for g in groups), max_grouped=MAX_GROUPED, page_no=page_no, pages=pages,
+                  filters=filters, error=error,
                   took=took, section="groups", **_choices(request.app.ctx.kb))
 
 
