@@ -121,6 +121,7 @@ def _svg(width: int, height: int, title: str, desc: str, body: list[str], chart_
             f'width="100%" role="img" aria-labelledby="{_e(chart_id)}-t {_e(chart_id)}-d" '
             f'preserveAspectRatio="xMinYMin meet">'
             f'<title id="{_e(chart_id)}-t">{_e(title)}</title><desc id="{_e(chart_id)}-d">{_e(desc)}</desc>'
+            f'<rect width="{width}" height="{height}" fill="#ffffff"/>'   # an opaque ground: text contrast is defined
             + "".join(body) + "</svg>")
 
 
@@ -147,7 +148,7 @@ def daily_chart(days: list[dt.date], questions: list[int] | None, unanswered: li
         y = top + plot_h - plot_h * k / 4
         body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="{GRID}"/>')
         body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="{MUTED}">'
-                    f'{int(peak * k / 4)}</text>')
+                    f'{peak * k / 4:g}</text>')
         if questions is not None:
             body.append(f'<text x="{width - right + 6}" y="{y + 4:.1f}" font-size="11" fill="{LINE}">{25 * k}%</text>')
     points = []
@@ -156,7 +157,7 @@ def daily_chart(days: list[dt.date], questions: list[int] | None, unanswered: li
         x = left + slot * i
         value = bars[i]
         h = plot_h * value / peak
-        body.append(f'<rect class="bar" x="{x + slot * 0.15:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
+        body.append(f'<rect class="chart-bar" x="{x + slot * 0.15:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
                     f'height="{h:.1f}" fill="{BAR}"><title>{_e(day.isoformat())}：{value}</title></rect>')
         if i % label_every == 0:
             body.append(f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="11" '
@@ -202,7 +203,7 @@ def bar_chart(rows: list[tuple[str, float, str]], title: str, chart_id: str, *, 
         w = bar_w * (value / peak if peak else 0)
         body.append(f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end" font-size="13" fill="{INK}">'
                     f'<title>{_e(label)}</title>{_e(shown)}</text>')
-        body.append(f'<rect class="bar" x="{label_w}" y="{y + 4}" width="{max(w, 1):.1f}" height="{row_h - 8}" '
+        body.append(f'<rect class="chart-bar" x="{label_w}" y="{y + 4}" width="{max(w, 1):.1f}" height="{row_h - 8}" '
                     f'fill="{BAR}"><title>{_e(label)}：{_e(note)}</title></rect>')
         body.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 17}" font-size="12" fill="{INK}">{_e(note)}</text>')
     desc = "；".join(f"{label} {note}" for label, _, note in rows) or "所选时段没有数据"

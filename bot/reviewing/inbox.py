@@ -413,6 +413,8 @@ def describe(kb: Knowledge, row: dict[str, Any], tags: list[str] | None = None) 
     elif answer_id and answer_id.startswith("clause:") and answer_id[7:] in kb.clauses:
         answer_title = "条款 " + kb.clauses[answer_id[7:]].citation
     kind = row["kind"]
+    if not answer_title and kind in GENERIC_REPLIES:
+        answer_title = GENERIC_REPLIES[kind]
     extra = ""
     if kind == "desk_flag":
         extra = str(detail.get("label") or "") + ("：" + str(detail["note"]) if detail.get("note") else "")
@@ -453,6 +455,10 @@ def matching_rows(conn, kb: Knowledge, f: Filters, columns=None, limit: int | No
     for row in conn.execute(query):
         yield dict(row._mapping)
 
+
+# What the assistant said where no topic answer was given (the words themselves are in the tracker store).
+GENERIC_REPLIES = {"unanswered": "未理解的回复", "low_confidence": "推荐了相近问题",
+                   "out_of_scope": "超出范围的说明"}
 
 CSV_COLUMNS = ("编号", "时间（北京时间）", "原因", "问题（已遮盖）", "预测意图", "置信度", "备选意图", "给出的答复", "部门",
                "渠道", "状态", "归入意图", "标签", "备注")

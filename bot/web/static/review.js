@@ -270,8 +270,14 @@ function handleKey(key, shift) {
     if (link) { location.href = link.href; return true; }
     return false;
   }
-  if (key === "j" || key === "ArrowDown") { focusRow(current + 1); return true; }
-  if (key === "k" || key === "ArrowUp") { focusRow(current - 1); return true; }
+  if (key === "j" || key === "ArrowDown" || key === "k" || key === "ArrowUp") {
+    if (!table) return false;
+    // The first press lands on the current row (the first, on arrival); later ones move.
+    const inside = table.contains(document.activeElement);
+    const step = inside ? (key === "j" || key === "ArrowDown" ? 1 : -1) : 0;
+    focusRow(current + step);
+    return true;
+  }
   if (key === "x" || key === "X") {
     if (shift) {
       const all = rows();
