@@ -45,7 +45,8 @@ def servers(tmp_path_factory, stack):
     pg_args = [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(PG_PORT), "-k", str(tmp), "-c", "listen_addresses=127.0.0.1"]
     pg = subprocess.Popen((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + pg_args,
                           stdout=(tmp / "pg.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    redis = subprocess.Popen(["redis-server", "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no"],
+    redis = subprocess.Popen(["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"],
                              stdout=(tmp / "redis.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(60):
         if subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(PG_PORT)]).returncode == 0:
@@ -57,9 +58,10 @@ def servers(tmp_path_factory, stack):
            "LOCK_STORE_TYPE": "redis", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(REDIS_PORT),
            "SANIC_WORKERS": "2"}
     actions = start([str(BIN / "rasa"), "run", "actions", "--actions", "actions.actions", "--port", "15056"],
-                    {**env, "ACTION_SERVER_URL": "http://127.0.0.1:15056"}, tmp / "actions.log")
+                    {**env, "ACTION_SERVER_URL": "http://127.0.0.1:15056", "SANIC_HOST": "127.0.0.1"},
+                    tmp / "actions.log")
     rasa = start([str(BIN / "rasa"), "run", "--model", str(MODEL), "--endpoints", "endpoints.yml",
-                  "--credentials", "credentials.yml", "--port", str(RASA_PORT)],
+                  "--credentials", "credentials.yml", "--port", str(RASA_PORT), "--interface", "127.0.0.1"],
                  {**env, "ACTION_SERVER_URL": "http://127.0.0.1:15056"}, tmp / "rasa.log")
     try:
         wait_until("http://127.0.0.1:15056/health", 120, actions)
