@@ -154,10 +154,7 @@ def conversation_around(reader: TrackerReader | None, store: ReviewStore, item: 
     if not messages:
         return result
     result["found"] = True
-    moment = item["created_at"] + dt.timedelta(seconds=2)
-    anchor = max((i for i, m in enumerate(messages) if m.who == "user" and m.at and m.at <= moment), default=None)
-    if anchor is None:
-        anchor = 0
+    anchor = _anchor(messages, item)
     messages[anchor].anchor = True
     result["channel"] = messages[anchor].channel
     replies = []
@@ -175,6 +172,28 @@ def conversation_around(reader: TrackerReader | None, store: ReviewStore, item: 
     result["messages"] = [{"who": m.who, "text": m.text, "time": to_local(m.at), "intent": m.intent,
                            "kind": m.kind, "anchor": m.anchor} for m in shown]
     return result
+
+
+ANCHOR_INTENTS = {"handoff": ("human_handoff",), "unhelpful": ("feedback_unhelpful",),
+                  "helpful": ("feedback_helpful",)}
+
+
+def _anchor(messages: list[Message], item: dict[str, Any]) -> int:
+    """The index of the citizen message the item was recorded for: the latest one sent
+    before the item (stored to the second) that fits it: the same text for a question
+    the assistant could not place, the 转人工 / feedback message for those."""
+    moment = item["created_at"] + dt.timedelta(seconds=2)
+    before = [i for i, m in enumerate(messages) if m.who == "user" and m.at and m.at <= moment]
+    if not before:
+        return 0
+    question = (item.get("question") or "").strip()
+
+    def fits(m: Message) -> bool:
+        if item["kind"] in ANCHOR_INTENTS:
+            return m.intent in ANCHOR_INTENTS[item["kind"]]
+        return bool(question) and m.text.strip() == question
+
+    return next((i for i in reversed(before) if fits(messages[i])), before[-1])
 
 
 # -- checks abandoned midway -------------------------------------------------------------
