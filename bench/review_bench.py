@@ -27,7 +27,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
 
 from bot.config import ROOT  # noqa: E402
 from bot.grouping import Normaliser, Question, group_questions  # noqa: E402

@@ -9,6 +9,10 @@ to a local spool file and is written on a later successful call, so nothing is
 lost. Several action-server processes share the spool under a file lock; a
 spool line that cannot be read is moved aside to `<spool>.bad` and never holds
 up the others.
+
+The policy team's review workspace (bot.reviewing) keeps its work here too:
+the columns of WORK_COLUMNS on each item (added to an older table by
+_migrate), tags, new topics and how far its scan of the tracker store got.
 """
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.knowledge import load_knowledge
 from bot.config import ROOT
-from bot.review import WORK_COLUMNS, ReviewStore, purge_orphan_work, review_items, review_tags
+from bot.knowledge import load_knowledge
+from bot.review import WORK_COLUMNS, ReviewStore, purge_orphan_work, review_tags
 from bot.reviewing import dashboard, inbox
 from bot.reviewing.conversations import TrackerReader, events
 
