@@ -15,6 +15,7 @@ uses this one.
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
@@ -89,6 +90,14 @@ async def handled_in_time(on_new_message: Callable[[UserMessage], Awaitable[Any]
     return False
 
 
+def conversation_store_failed(sender: Text, started: float) -> bool:
+    try:
+        from rasa_addons.tracker_store import failed_since
+    except Exception:  # noqa: BLE001 - another tracker store is configured
+        return False
+    return failed_since(sender, started)
+
+
 class WholeMessageCollector(CollectingOutputChannel):
     """Rasa's collector sends a message's custom data as a message of its own, so REST
     clients got bubbles with no text; here the custom data stays on its message."""
@@ -130,7 +139,14 @@ class SafeRestInput(InputChannel):
             metadata = masked_metadata(body.get("metadata"))
             collector = WholeMessageCollector()
             message = UserMessage(sanitise(text), collector, sender, input_channel=self.name(), metadata=metadata)
-            if not await handled_in_time(on_new_message, message):
+            started = time.monotonic()
+            handled = await handled_in_time(on_new_message, message)
+            if conversation_store_failed(sender, started):
+                # The conversation could not be read or stored: answering as if nothing
+                # happened would lose the message and its facts. 503 tells the web app to retry.
+                return response.json({"error": "conversation store unavailable", "retry": True,
+                                      "text": apology(settings)}, status=503)
+            if not handled:
                 return response.json(collector.messages + [{"recipient_id": sender, "text": apology(settings)}])
             messages: List[Dict[Text, Any]] = collector.messages
             if not messages:

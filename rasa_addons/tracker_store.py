@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from typing import Any, Dict, Optional, Text
 
 import sqlalchemy as sa
@@ -76,6 +77,26 @@ def tune_sqlite(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+# Rasa wraps every tracker store in FailSafeTrackerStore: a failed read starts an empty
+# conversation and a failed save goes to memory, so the reply would look normal while the
+# conversation is lost. The store notes each failure; the REST channel then answers 503 and
+# the web app keeps the message for a retry (rasa_addons/channels.py).
+_FAILURES: Dict[Text, float] = {}
+_MAX_FAILURES_KEPT = 10_000
+
+
+def record_failure(sender_id: Text) -> None:
+    if len(_FAILURES) >= _MAX_FAILURES_KEPT:
+        _FAILURES.clear()
+    _FAILURES[sender_id] = time.monotonic()
+
+
+def failed_since(sender_id: Text, started: float) -> bool:
+    """Whether reading or storing this conversation failed after `started` (time.monotonic())."""
+    at = _FAILURES.get(sender_id)
+    return at is not None and at >= started
+
+
 class OrdosSQLTrackerStore(SQLTrackerStore):
     """Rasa's SQL tracker store with a pooled, WAL-mode SQLite engine and no
     COUNT per save when the stored-event count is known."""
@@ -103,6 +124,14 @@ class OrdosSQLTrackerStore(SQLTrackerStore):
 
     async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool
                         ) -> Optional[DialogueStateTracker]:
+        try:
+            return await self._read(sender_id, fetch_events_from_all_sessions)
+        except Exception:
+            record_failure(sender_id)
+            raise
+
+    async def _read(self, sender_id: Text, fetch_events_from_all_sessions: bool
+                    ) -> Optional[DialogueStateTracker]:
         """Rasa's read, which also records on the tracker how many events were read."""
         with self.session_scope() as session:
             rows = self._event_query(session, sender_id,
@@ -133,7 +162,11 @@ class OrdosSQLTrackerStore(SQLTrackerStore):
         self._absent_sender = None  # used by the first save after the read, or not at all
         if getattr(tracker, STORED_EVENTS, None) == len(tracker.events) and self.event_broker is None:
             return  # nothing new to store (a conversation's empty first save)
-        await super().save(tracker)
+        try:
+            await super().save(tracker)
+        except Exception:
+            record_failure(tracker.sender_id)
+            raise
         setattr(tracker, STORED_EVENTS, len(tracker.events))
 
 

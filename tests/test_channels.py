@@ -133,3 +133,16 @@ def test_custom_data_stays_on_its_message():
                "custom": {"kind": "answer", "clauses": ["2.4.1"]}}
     asyncio.run(collector.send_response("someone", dict(message)))
     assert collector.messages == [{"recipient_id": "someone", **message}]
+
+
+def test_a_failed_conversation_store_is_reported_to_the_channel():
+    import time as _time
+
+    from rasa_addons.channels import conversation_store_failed
+    from rasa_addons.tracker_store import record_failure
+
+    started = _time.monotonic()
+    assert not conversation_store_failed("store-test", started)
+    record_failure("store-test")
+    assert conversation_store_failed("store-test", started)
+    assert not conversation_store_failed("store-test", _time.monotonic() + 1)
