@@ -35,7 +35,7 @@ def signed_in(stack, name) -> requests.Session:
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
     resp = http.post(f"{stack.web_url}/login", data={"name": name, "password": PASSWORD, "csrf_token": token,
                                                       "next": "/desk"}, timeout=30, allow_redirects=False)
-    assert resp.status_code == 302, resp.text[:300]
+    assert resp.status_code == 302, (resp.status_code, re.findall(r"class=\"error\"[^>]*>([^<]*)", resp.text))
     return http
 
 
