@@ -94,9 +94,6 @@ def test_conversation_is_stored_in_postgres_with_a_redis_lock(servers):
     assert "13912345678" not in stored and "13912345678" not in " ".join(questions)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open (issue 13): on a loaded machine a third session_started was once stored for one conversation "
-    "sent to two workers at once (3 instead of 2); every message was still stored exactly once"))
 def test_two_workers_share_one_conversation_without_losing_or_doubling_events(servers):
     """Messages of one conversation land on either worker; the Redis lock orders
     them, and each message's events are stored once, across a session split."""
@@ -123,9 +120,14 @@ def test_two_workers_share_one_conversation_without_losing_or_doubling_events(se
 
     users = [json.loads(d)["text"] for t, d in rows if t == "user"]
     assert sorted(users) == sorted(questions)  # every message stored exactly once
-    assert sum(t == "session_started" for t, _ in rows) == 2
+    sessions = sum(t == "session_started" for t, _ in rows)
     timestamps = [json.loads(d)["timestamp"] for _, d in rows]
     assert len(set(timestamps)) == len(timestamps)  # no event written twice
     # The Rasa server really runs two workers (the main process and its two children).
     procs = subprocess.run(["pgrep", "-f", f"rasa run --model .* --port {RASA_PORT}"], capture_output=True, text=True)
     assert len(procs.stdout.split()) >= 3, procs.stdout
+    if sessions != 2:
+        # Known open defect (issue 13): once, on a loaded machine, a third session_started was
+        # stored for a conversation sent to two workers at once; nothing was lost or doubled.
+        pytest.xfail(f"{sessions} sessions stored instead of 2 (open: session start across workers)")
+    assert sessions == 2
