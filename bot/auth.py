@@ -223,3 +223,15 @@ def require_role(role: str):
         return wrapper
 
     return decorator
+
+
+def set_staff_headers(response) -> None:
+    """Staff pages (desk, review, accounts) are never cached, framed or sent with a referrer."""
+    response.headers["cache-control"] = "no-store"
+    response.headers["x-frame-options"] = "DENY"
+    response.headers["x-content-type-options"] = "nosniff"
+    response.headers["referrer-policy"] = "no-referrer"
+    if response.content_type and response.content_type.startswith("text/html"):
+        response.headers["content-security-policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")

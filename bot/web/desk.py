@@ -24,7 +24,7 @@ from sanic.response import html, json as json_response, redirect
 
 from ..auth import (LOCKED_LOGIN, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_EXPIRED, WRONG_LOGIN, LoginGuard,
                     SessionStore, clear_cookie, csrf_ok, current_session, require_role, safe_next, set_cookie,
-                    wants_json)
+                    set_staff_headers, wants_json)
 from ..eligibility import UNKNOWN, FactError, evaluate, parse_facts
 from ..render import citation
 from ..text import mask_personal_data
@@ -414,11 +414,4 @@ async def account_action(request, name: str, action: str):
 @bp.on_response
 async def staff_headers(request, response):
     """Staff pages are never cached, framed or sent with a referrer."""
-    response.headers["cache-control"] = "no-store"
-    response.headers["x-frame-options"] = "DENY"
-    response.headers["x-content-type-options"] = "nosniff"
-    response.headers["referrer-policy"] = "no-referrer"
-    if response.content_type and response.content_type.startswith("text/html"):
-        response.headers["content-security-policy"] = (
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-            "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+    set_staff_headers(response)

@@ -27,7 +27,7 @@ from markupsafe import Markup
 from sanic import Blueprint
 from sanic.response import html, json as json_response, raw
 
-from ..auth import require_role
+from ..auth import require_role, set_staff_headers
 from ..grouping import Normaliser, Question, group_questions
 from ..review import get_review_store, review_items
 from ..reviewing import dashboard, export, inbox, recheck, work
@@ -534,12 +534,5 @@ async def topics_page(request):
 @bp.on_response
 async def review_headers(request, response):
     """Review pages are never cached, framed or sent with a referrer."""
-    response.headers["cache-control"] = "no-store"
-    response.headers["x-frame-options"] = "DENY"
-    response.headers["x-content-type-options"] = "nosniff"
-    response.headers["referrer-policy"] = "no-referrer"
-    if response.content_type and response.content_type.startswith("text/html"):
-        response.headers["content-security-policy"] = (
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-            "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+    set_staff_headers(response)
 
