@@ -17,9 +17,6 @@ from web_server import web_app
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +31,6 @@ def web(rasa, tmp_path_factory):
     with web_app(tmp_path_factory.mktemp("web"), RASA_URL=rasa.url, ACTION_SERVER_URL=rasa.url,
                  RATE_LIMIT_PER_MINUTE="1000", API_RATE_LIMIT_PER_MINUTE="1000") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is not installed (make setup installs it)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
