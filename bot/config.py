@@ -11,6 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,11 @@ class Settings:
     hotline_name: str = field(default_factory=lambda: _env("HOTLINE_NAME", "政务服务便民热线"))
     web_host: str = field(default_factory=lambda: _env("WEB_HOST", "127.0.0.1"))
     web_port: int = field(default_factory=lambda: int(_env("WEB_PORT", "8000")))
+    # Web app worker processes (python -m bot.web); more than one needs RATE_LIMIT_REDIS_URL.
+    web_workers: int = field(default_factory=lambda: _at_least_one("WEB_WORKERS", _env("WEB_WORKERS", "1")))
+    # Redis shared by every web worker and replica for the per-client rate limits, e.g.
+    # redis://127.0.0.1:6379/2 (not Rasa's lock store database); empty: each process counts alone.
+    rate_limit_redis_url: str = field(default_factory=lambda: _env("RATE_LIMIT_REDIS_URL", ""), repr=False)
     max_message_chars: int = field(default_factory=lambda: int(_env("MAX_MESSAGE_CHARS", "500")))
     max_body_bytes: int = field(default_factory=lambda: int(_env("MAX_BODY_BYTES", "65536")))
     # Staff accounts, sessions and audit log (desk, review); empty: the review store's database.
@@ -63,6 +69,8 @@ class Settings:
         if self.retention_days < 1:
             raise ValueError(f"RETENTION_DAYS must be at least 1 (got {self.retention_days}): "
                              "a smaller value would delete every conversation")
+        if self.rate_limit_redis_url:
+            check_redis_url("RATE_LIMIT_REDIS_URL", self.rate_limit_redis_url)
 
     def review_url(self) -> str:
         if self.review_db_url:
@@ -99,6 +107,37 @@ class Settings:
 
 class SettingsError(ValueError):
     """A setting that cannot work; the message names it and says what is expected."""
+
+
+def _at_least_one(name: str, value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1 (got {value!r})")
+    return number
+
+
+def check_redis_url(name: str, url: str) -> None:
+    """redis://[user:password@]host[:port][/db] (or rediss:// for TLS); SettingsError says what is wrong."""
+    example = "redis://127.0.0.1:6379/2"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"{name}: not a Redis URL such as {example} (bad host or port)") from None
+    if parts.scheme not in ("redis", "rediss"):
+        raise SettingsError(f"{name}: must start with redis:// or rediss://, e.g. {example}")
+    if not parts.hostname:
+        raise SettingsError(f"{name}: names no host, e.g. {example}")
+    if port == 0:
+        raise SettingsError(f"{name}: port 0 is not a port, e.g. {example}")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise SettingsError(f"{name}: the database after the last / must be a number (got {db!r}), e.g. {example}")
+    if parts.query or parts.fragment:
+        raise SettingsError(f"{name}: no query or fragment, e.g. {example}")
 
 
 def _entries(value: str) -> list[str]:
