@@ -28,14 +28,15 @@ if ! .venv/bin/python -m pip check >/dev/null; then
 fi
 
 # System packages the tests use: Debian's chromium and a Chinese font for the
-# browser tests (no downloaded browsers), PostgreSQL and Redis for the
-# scale-out test, iproute2 (ss) for the exposure test; axe-core from npm for
-# the accessibility check.
+# browser tests (no downloaded browsers), PostgreSQL, Redis and nginx for the
+# scale-out test and the load benchmark's replicas, iproute2 (ss) for the
+# exposure test; axe-core from npm for the accessibility check.
 if [ "${SKIP_SYSTEM_PACKAGES:-0}" != "1" ]; then
   need=()
   [ -x /usr/bin/chromium ] || need+=(chromium)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
   command -v ss >/dev/null 2>&1 || need+=(iproute2)  # the exposure test reads listening sockets
   fc-list 2>/dev/null | grep -qiE "wenquanyi|noto sans cjk" || need+=(fonts-wqy-microhei)
   if [ "${#need[@]}" -gt 0 ]; then
