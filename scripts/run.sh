@@ -38,19 +38,39 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-# Several Rasa worker processes (RASA_WORKERS) need a lock store they all share:
-# Redis. Without one configured, a local redis-server is started for them.
+# Several Rasa worker processes (RASA_WORKERS) need a lock store they all share,
+# and several web app workers (WEB_WORKERS) a shared count of the per-client
+# rate limits: both in Redis. Without one configured, a local redis-server is
+# started (loopback, nothing saved): Rasa's locks in database 1 (endpoints.yml),
+# the rate limits in database 2.
 RASA_WORKERS="${RASA_WORKERS:-1}"
-if [ "$RASA_WORKERS" -gt 1 ] && [ "$LOCK_STORE_TYPE" = in_memory ]; then
+WEB_WORKERS="${WEB_WORKERS:-1}"
+local_redis_started=
+start_local_redis() {
+  [ -n "$local_redis_started" ] && return
   if ! command -v redis-server >/dev/null; then
-    echo "RASA_WORKERS=$RASA_WORKERS needs a Redis lock store: install redis-server (make setup does)," >&2
-    echo "or set LOCK_STORE_TYPE=redis REDIS_HOST=... REDIS_PORT=... for an existing one." >&2
+    echo "$1 needs Redis: install redis-server (make setup does), or set" >&2
+    echo "LOCK_STORE_TYPE=redis REDIS_HOST=... REDIS_PORT=... (Rasa's locks) and" >&2
+    echo "RATE_LIMIT_REDIS_URL=redis://host:port/2 (the web app's rate limits) for an existing one." >&2
     exit 1
   fi
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$VAR_DIR/redis.log" 2>&1 &
   pids+=($!)
+  local_redis_started=1
+}
+if [ "$RASA_WORKERS" -gt 1 ] && [ "$LOCK_STORE_TYPE" = in_memory ]; then
+  start_local_redis "RASA_WORKERS=$RASA_WORKERS"
   export LOCK_STORE_TYPE=redis REDIS_HOST=127.0.0.1
 fi
+if { [ "$WEB_WORKERS" -gt 1 ] || [ "$RASA_WORKERS" -gt 1 ]; } && [ -z "${RATE_LIMIT_REDIS_URL:-}" ]; then
+  # The Redis Rasa's locks use when there is one; else a local one.
+  if [ "$LOCK_STORE_TYPE" = in_memory ]; then
+    start_local_redis "WEB_WORKERS=$WEB_WORKERS"
+    REDIS_HOST=127.0.0.1
+  fi
+  export RATE_LIMIT_REDIS_URL="redis://$REDIS_HOST:$REDIS_PORT/2"
+fi
+export WEB_WORKERS
 
 # Both on $RASA_INTERFACE / $ACTION_SERVER_INTERFACE: loopback unless set otherwise.
 bash scripts/serve.sh actions 5055 &
