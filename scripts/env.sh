@@ -10,6 +10,10 @@ export RASA_URL="${RASA_URL:-http://127.0.0.1:5005}"
 export TRACKER_DB_DIALECT="${TRACKER_DB_DIALECT:-sqlite}"
 export TRACKER_DB_URL="${TRACKER_DB_URL:-sqlite:///$VAR_DIR/tracker.db}"
 export LOCK_STORE_TYPE="${LOCK_STORE_TYPE:-in_memory}"
+# "redis" is served by our subclass of Rasa's RedisLockStore, which changes a
+# conversation's ticket queue atomically (rasa_addons/lock_store.py): Rasa's own
+# lets two processes take the same conversation at once.
+[ "$LOCK_STORE_TYPE" = redis ] && export LOCK_STORE_TYPE=rasa_addons.lock_store.AtomicRedisLockStore
 export REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
 export REDIS_PORT="${REDIS_PORT:-6379}"
 # Rasa and the action server listen on loopback only: the web app is their one

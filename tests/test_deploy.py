@@ -36,6 +36,8 @@ CREDENTIALS = yaml.safe_load((ROOT / "credentials.yml").read_text(encoding="utf-
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
 NGINX = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
 SERVE = (ROOT / "scripts" / "serve.sh").read_text(encoding="utf-8")
+# The lock store several Rasa replicas share (scripts/env.sh maps LOCK_STORE_TYPE=redis to it).
+ATOMIC_LOCK_STORE = "rasa_addons.lock_store.AtomicRedisLockStore"
 
 
 def k8s(kind: str, name: str) -> dict:
@@ -274,7 +276,7 @@ def test_the_chart_serves_the_same_endpoints_and_channels_as_the_repository():
     assert store["dialect"] == "postgresql" and store["url"] == "${TRACKER_DB_URL}"
     assert all(store[k] is None for k in ("port", "username", "password", "db", "login_db"))  # the chart's own unset
     lock = chart["endpoints"]["lockStore"]
-    assert lock["enabled"] and lock["type"] == "redis" and lock["db"] == str(ENDPOINTS["lock_store"]["db"])
+    assert lock["enabled"] and lock["type"] == ATOMIC_LOCK_STORE and lock["db"] == str(ENDPOINTS["lock_store"]["db"])
     assert set(chart["credentials"]["additionalChannelCredentials"]) == set(CREDENTIALS)
     assert chart["initialModel"] == "" and chart["trainInitialModel"] is False
     for bundled in ("postgresql", "redis", "rabbitmq", "duckling", "rasa-action-server"):
@@ -312,12 +314,12 @@ def test_what_replicas_must_share_is_shared(where):
     if where == "compose":
         services = COMPOSE["services"]
         web, actions, rasa = (services[s]["environment"] for s in ("web", "actions", "rasa"))
-        assert rasa["LOCK_STORE_TYPE"] == "redis" and rasa["REDIS_HOST"] == "redis"
+        assert rasa["LOCK_STORE_TYPE"] == ATOMIC_LOCK_STORE and rasa["REDIS_HOST"] == "redis"
     else:
         web, actions = k8s_env(container("ordos-web")), k8s_env(container("ordos-actions"))
         assert k8s("Deployment", "ordos-web")["spec"]["replicas"] >= 2
         assert k8s("Deployment", "ordos-actions")["spec"]["replicas"] >= 2
-        assert HELM["replicaCount"] >= 2 and HELM["applicationSettings"]["endpoints"]["lockStore"]["type"] == "redis"
+        assert HELM["replicaCount"] >= 2 and HELM["applicationSettings"]["endpoints"]["lockStore"]["type"] == ATOMIC_LOCK_STORE
     assert "SECRET_KEY" in web and "REVIEW_SALT" in actions
     assert "TRACKER_DB_URL" in web  # retention deletes old conversations from the tracker store
 
@@ -363,3 +365,11 @@ def test_every_container_has_memory_requests_and_limits():
     assert HELM["resources"]["requests"]["memory"] and HELM["resources"]["limits"]["memory"]
     for name in ("web", "rasa", "actions"):
         assert COMPOSE["services"][name]["mem_limit"]
+
+
+def test_the_lock_store_named_for_replicas_is_rasas_redis_store_made_atomic():
+    from rasa.core.lock_store import RedisLockStore
+    from rasa.shared.utils.common import class_from_module_path
+
+    assert issubclass(class_from_module_path(ATOMIC_LOCK_STORE), RedisLockStore)
+    assert f"export LOCK_STORE_TYPE={ATOMIC_LOCK_STORE}" in (ROOT / "scripts" / "env.sh").read_text(encoding="utf-8")
