@@ -103,11 +103,17 @@ def create_app(config: dict[str, Any] | None = None) -> Sanic:
         import asyncio
 
         from ..retention import purge
+        from .background import alone
+
+        def purge_alone():   # every worker schedules it; one at a time does it
+            with alone(settings.var_dir, "retention") as mine:
+                if mine:
+                    purge(settings)
 
         async def every_six_hours():
             while True:
                 try:
-                    await asyncio.get_running_loop().run_in_executor(None, purge, settings)
+                    await asyncio.get_running_loop().run_in_executor(None, purge_alone)
                 except Exception:  # noqa: BLE001 - one failed purge must not end the schedule
                     log.exception("retention purge failed; next try in 6 hours")
                 await asyncio.sleep(6 * 3600)

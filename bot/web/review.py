@@ -38,6 +38,7 @@ from ..reviewing.labels import (GAP_KINDS, KIND_LABELS, NO_DEPARTMENT, NO_DEPART
                                 to_local, today_local)
 from ..users import ROLE_NAMES
 from . import ApiError
+from .background import alone
 from .limits import client_ip as _client_ip
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,7 @@ def setup(app) -> None:
             for cycle in itertools.count(1):
                 await asyncio.sleep(60)
                 try:
-                    await _blocking(_scan, app)
-                    if cycle % STATISTICS_EVERY_SCANS == 0:
-                        await _blocking(_refresh_statistics, app)
+                    await _blocking(_maintain, app, cycle)
                 except Exception:  # noqa: BLE001 - one failed scan must not end the schedule
                     log.exception("review maintenance failed; next try in %d s", SCAN_EVERY_S)
                 await asyncio.sleep(SCAN_EVERY_S - 60)
@@ -115,6 +114,15 @@ def _warm_up(app) -> None:
         compute_groups(app, default_group_filters())   # the groups page's default view, ready for the first visit
     except Exception:  # noqa: BLE001 - the first request builds them instead
         log.exception("review workspace warm-up failed")
+
+
+def _maintain(app, cycle: int) -> None:
+    """One round of the scan (and, every few, the statistics), by one worker process at a time."""
+    with alone(app.ctx.settings.var_dir, "review-maintenance") as mine:
+        if mine:
+            _scan(app)
+            if cycle % STATISTICS_EVERY_SCANS == 0:
+                _refresh_statistics(app)
 
 
 def _refresh_statistics(app) -> None:
