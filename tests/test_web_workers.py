@@ -152,3 +152,49 @@ def test_a_conversation_started_on_one_worker_goes_on_on_the_other(stack):
             assert response.json()["messages"]
             return
     pytest.fail("no chat request reached the other worker")
+
+
+def test_background_work_is_done_by_one_process_at_a_time(tmp_path):
+    """The retention purge and the review scan run in every worker; each round, one does the work."""
+    import subprocess
+    import sys
+
+    from bot.config import ROOT
+    from bot.web.background import alone
+
+    other = [sys.executable, "-c", "import sys; from pathlib import Path; from bot.web.background import alone\n"
+             f"with alone(Path({str(tmp_path)!r}), 'retention') as mine: print(mine)"]
+    with alone(tmp_path, "retention") as first:
+        assert first
+        assert subprocess.run(other, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip() == "False"
+        with alone(tmp_path, "review-maintenance") as different_work:
+            assert different_work
+    assert subprocess.run(other, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+def test_deployments_of_several_web_processes_count_rate_limits_in_redis():
+    """Compose (2 workers) and Kubernetes (2 replicas) name a Redis for the rate limits, not Rasa's lock database."""
+    import yaml
+
+    from bot.config import ROOT, check_redis_url
+
+    deploy = ROOT / "deploy"
+    lock_db = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))["lock_store"]["db"]
+    compose = yaml.safe_load((deploy / "compose.yaml").read_text(encoding="utf-8"))["services"]["web"]["environment"]
+    example = dict(line.split("=", 1) for line in (deploy / "example.env").read_text(encoding="utf-8").splitlines()
+                   if line and not line.startswith("#"))
+    assert compose["WEB_WORKERS"] == "${WEB_WORKERS:-%s}" % example["WEB_WORKERS"]
+    assert compose["RATE_LIMIT_REDIS_URL"] == "${RATE_LIMIT_REDIS_URL:-%s}" % example["RATE_LIMIT_REDIS_URL"]
+    check_redis_url("RATE_LIMIT_REDIS_URL", example["RATE_LIMIT_REDIS_URL"])
+    assert example["RATE_LIMIT_REDIS_URL"].startswith("redis://redis:6379/")
+    assert not example["RATE_LIMIT_REDIS_URL"].endswith(f"/{lock_db}")
+
+    docs = list(yaml.safe_load_all((deploy / "k8s" / "web.yaml").read_text(encoding="utf-8")))
+    (web,) = [d for d in docs if d["kind"] == "Deployment"]
+    (container,) = web["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert web["spec"]["replicas"] >= 2
+    key = env["RATE_LIMIT_REDIS_URL"]["secretKeyRef"]["key"]
+    secret = yaml.safe_load((deploy / "k8s" / "secret.example.yaml").read_text(encoding="utf-8"))["stringData"]
+    check_redis_url("RATE_LIMIT_REDIS_URL", secret[key])
+    assert not secret[key].endswith(f"/{lock_db}")
