@@ -60,7 +60,7 @@ start_local_redis() {
 }
 if [ "$RASA_WORKERS" -gt 1 ] && [ "$LOCK_STORE_TYPE" = in_memory ]; then
   start_local_redis "RASA_WORKERS=$RASA_WORKERS"
-  export LOCK_STORE_TYPE=redis REDIS_HOST=127.0.0.1
+  export LOCK_STORE_TYPE=rasa_addons.lock_store.AtomicRedisLockStore REDIS_HOST=127.0.0.1  # as env.sh maps "redis"
 fi
 if { [ "$WEB_WORKERS" -gt 1 ] || [ "$RASA_WORKERS" -gt 1 ]; } && [ -z "${RATE_LIMIT_REDIS_URL:-}" ]; then
   # The Redis Rasa's locks use when there is one; else a local one.
