@@ -361,8 +361,11 @@ class Topology:
                "TRUSTED_PROXIES": "127.0.0.1"}
         if self.redis:
             env.update({"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis.port)})
-        for opened in ("RASA_INTERFACE", "ACTION_SERVER_INTERFACE"):
-            env.pop(opened, None)
+        # Loopback only; one process per server (replicas are separate processes); the
+        # web app's rate limits in its own memory: nothing from the caller's shell changes that.
+        for inherited in ("RASA_INTERFACE", "ACTION_SERVER_INTERFACE", "SANIC_WORKERS", "WEB_WORKERS",
+                          "RATE_LIMIT_REDIS_URL"):
+            env.pop(inherited, None)
         servers = [("actions", p) for p in self.action_ports] + [("rasa", p) for p in self.rasa_ports]
         # All at once: the Rasa replicas load the model in parallel.
         for (kind, port), proc in zip(servers, start_servers(servers, env, self.tmp, 420)):
