@@ -1,4 +1,5 @@
-"""Rule-based entities with spaCy, merged with DIET's.
+"""Rule-based entities with spaCy, merged with those of any extractor before it
+(DIET in configurations that have it; config.yml has none, so the ruler's are all).
 
 A blank spaCy Chinese pipeline (one token per character, nothing downloaded)
 with an EntityRuler whose patterns are built at training time from knowledge/
@@ -7,7 +8,7 @@ child order, children count, hukou, applicant role, dates and ages. The
 patterns and the canonical values are saved in the Rasa model, so a trained
 model needs neither knowledge/ nor a spaCy model package where it runs.
 
-Runs after DIET and EntitySynonymMapper, and merges:
+Runs after EntitySynonymMapper (and DIET, where a configuration has it), and merges:
 - a ruler entity wins over any DIET entity whose span overlaps it (the ruler's
   spans come from the vocabulary, DIET sometimes cuts 孩子他妈 to 他妈);
 - a DIET entity of a closed class whose value is not one of that class's
