@@ -117,10 +117,9 @@ def test_two_replicas_share_one_conversation_without_losing_or_doubling_events(s
     assert all(proc.poll() is None for proc in servers.rasa)
     after = rasa_requests(servers)
     assert all(after[p] > before[p] for p in servers.rasa_ports), (before, after)
-    if sessions != 2:
-        # Known open defect (issue 13): once, on a loaded machine, a third session_started was
-        # stored for a conversation sent to two workers at once; nothing was lost or doubled.
-        pytest.xfail(f"{sessions} sessions stored instead of 2 (open: session start across workers)")
+    # One session split (after 10 messages), not two: with Rasa's own RedisLockStore two
+    # replicas could both take the conversation at the tenth message and both start a
+    # session (seen once under load); the atomic lock store serves one at a time.
     assert sessions == 2
 
 
