@@ -31,7 +31,7 @@ if [ -f "$model" ] && [ -f models/.stamp ] && [ "$(cat models/.stamp)" = "$stamp
   echo "model is up to date ($model)"
   exit 0
 fi
-echo "training the Rasa model (about 8 minutes on 2 cores; less when cached)..."
+echo "training the Rasa model (about a minute on 2 cores; less when cached)..."
 .venv/bin/rasa train --config build/config.yml --domain domain.yml --data data --out models \
   --fixed-model-name ordos --quiet
 echo "$stamp" > models/.stamp
