@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import hmac
 import json
@@ -34,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from .filelock import file_lock
 from .text import mask_personal_data, mask_structure, strip_unsafe
 
 log = logging.getLogger(__name__)
@@ -319,20 +319,8 @@ class ReviewStore:
         """Exclusive lock shared by every process using this spool (fcntl.flock
         on a lock file beside it). Yields False when not blocking and busy."""
         assert self.spool is not None
-        self.spool.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.spool.with_name(self.spool.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        with file_lock(self.spool.with_name(self.spool.name + ".lock"), blocking) as held:
+            yield held
 
     def _spool_lines(self) -> list[bytes]:
         try:

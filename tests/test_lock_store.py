@@ -20,8 +20,8 @@ from rasa_addons.lock_store import AtomicRedisLockStore
 
 
 @pytest.fixture(scope="module")
-def redis_port(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis-locks")) as url:
+def redis_port():
+    with redis_server() as url:
         yield int(url.rsplit(":", 1)[1])
 
 

@@ -23,8 +23,8 @@ from bot.web.limits import (API_BUCKETS, CHAT, MemoryRateLimiter, RedisConnectio
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+def redis_url():
+    with redis_server() as url:
         yield url + "/2"
 
 
@@ -124,7 +124,7 @@ def test_the_script_is_loaded_again_after_a_redis_script_flush(db, redis_url):
 
 
 def test_redis_down_requests_served_one_warning_then_recovery(tmp_path, monkeypatch, caplog):
-    from web_server import free_port
+    from bench.stack import free_port
 
     monkeypatch.setattr(limits, "RETRY_REDIS_AFTER_S", 0.0)   # try Redis again on every request
     port = free_port()
@@ -142,7 +142,7 @@ def test_redis_down_requests_served_one_warning_then_recovery(tmp_path, monkeypa
     assert len(unreachable) == 1, [r.getMessage() for r in caplog.records]
     assert connection.down_since is not None
 
-    with redis_server(tmp_path, port=port):
+    with redis_server(port):
         db = redis.Redis.from_url(url)
         waits = run(requests(2))
         assert waits == [0, 0]   # Redis counts afresh

@@ -97,7 +97,7 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("workers")
     stub = RasaStub().start()
     try:
-        with redis_server(tmp) as url:
+        with redis_server() as url:
             rate_url = url + "/2"
             # No SECRET_KEY: the key made once in VAR_DIR must be every worker's.
             with web_app(tmp, RASA_URL=stub.url, ACTION_SERVER_URL=stub.url, SECRET_KEY="", WEB_WORKERS="2",

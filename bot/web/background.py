@@ -11,11 +11,11 @@ there the work itself must tolerate a concurrent run.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 from pathlib import Path
 from typing import Iterator
+
+from ..filelock import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +23,7 @@ log = logging.getLogger(__name__)
 @contextlib.contextmanager
 def alone(var_dir: Path, name: str) -> Iterator[bool]:
     """True while this process holds VAR_DIR/<name>.lock; False when another process holds it."""
-    var_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(var_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with file_lock(var_dir / f"{name}.lock", blocking=False) as held:
+        if not held:
             log.debug("%s: another worker is doing it; skipped here", name)
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        yield held

@@ -5,7 +5,6 @@ unless RASA_INTERFACE / ACTION_SERVER_INTERFACE say otherwise."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.stack import stop_process
 from bot.config import ROOT
 
 MODEL = ROOT / "models" / "ordos.tar.gz"
@@ -44,12 +44,7 @@ def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stop_process(proc, 15)
 
 
 class Stack:
