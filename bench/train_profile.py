@@ -57,6 +57,31 @@ def node_times(log: str) -> dict[str, dict]:
     return out
 
 
+# Rasa's own log lines that open each phase of `rasa train`, in order.
+PHASES = [("reading and validating the domain and data", "Started validating domain and training data"),
+          ("fingerprinting the graph (reads the data again)", "Running the train graph in fingerprint mode"),
+          ("running the components that changed", "Running the pruned train graph with real node execution"),
+          ("packing the model", "Start to created model package"),
+          (None, "Model package created")]
+
+
+def phase_times(log: str) -> list[tuple[str, float]]:
+    """Seconds of each phase, from the timestamps of the lines that open them."""
+    at: dict[str, float] = {}
+    for line in log.splitlines():
+        m = re.match(TS, line)
+        if not m:
+            continue
+        for _, marker in PHASES:
+            if marker in line and marker not in at:
+                at[marker] = stamp(m.group(1))
+    out = []
+    for (name, marker), (_, following) in zip(PHASES, PHASES[1:]):
+        if marker in at and following in at:
+            out.append((name, at[following] - at[marker]))
+    return out
+
+
 def fingerprinted_config(path: Path, dest: Path) -> None:
     """The config as scripts/train.sh hands it to Rasa (our components carry a code fingerprint)."""
     from bot.fingerprint import component_fingerprint
@@ -101,16 +126,21 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"config {args.config}: rasa train {wall:.0f} s wall, peak RSS {peak_mib:.0f} MiB, "
           f"load average {load:.1f} on {os.cpu_count()} cores at the end")
-    accounted = sum(t["s"] for t in times.values())
+    phases = phase_times(log)
+    print("phases:")
+    for name, seconds in phases:
+        print(f"  {seconds:7.1f} s  {100 * seconds / wall:5.1f} %  {name}")
+    logged = sum(seconds for _, seconds in phases)
+    print(f"  {wall - logged:7.1f} s  {100 * (wall - logged) / wall:5.1f} %  before the first log line: Python and Rasa's imports")
+    print("components (inside the phase that runs them):")
     for node, t in sorted(times.items(), key=lambda kv: -kv[1]["s"]):
         if t["s"] >= 0.5:
             print(f"  {t['s']:7.1f} s  {100 * t['s'] / wall:5.1f} %  {node:45s} {t['fn']}")
-    print(f"  {wall - accounted:7.1f} s  {100 * (wall - accounted) / wall:5.1f} %  (start-up, imports, packing the model)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({
             "config": args.config, "wall_s": wall, "peak_rss_mib": peak_mib, "load_avg_end": load,
-            "nodes": times}, ensure_ascii=False, indent=2), encoding="utf-8")
+            "phases": dict(phases), "nodes": times}, ensure_ascii=False, indent=2), encoding="utf-8")
     return 0
 
 
