@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -65,17 +66,10 @@ class Stages:
 
 
 def questions(limit: int) -> list[str]:
-    import re
+    """Held-out messages (tests/nlu), annotations removed, as the NLU evaluation reads them."""
+    from nlu_eval import load_examples
 
-    import yaml
-
-    out = []
-    for path in sorted((ROOT / "tests" / "nlu").glob("*.yml")):
-        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu", []):
-            for line in (block.get("examples") or "").splitlines():
-                if line.strip().startswith("- "):
-                    out.append(re.sub(r"\[([^\]]+)\](\{[^}]*\}|\([^)]*\))", r"\1", line.strip()[2:]))
-    return out[:limit]
+    return [ex["text"] for ex in load_examples(ROOT / "tests" / "nlu", "*.yml")][:limit]
 
 
 def main() -> int:

@@ -26,10 +26,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bot.fingerprint import write_training_config  # noqa: E402
 
 TS = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[.,]\d+)?)"
 LINE = re.compile(TS + r" .*?Node '([^']+)' running '([^']+)'")
@@ -82,17 +81,6 @@ def phase_times(log: str) -> list[tuple[str, float]]:
     return out
 
 
-def fingerprinted_config(path: Path, dest: Path) -> None:
-    """The config as scripts/train.sh hands it to Rasa (our components carry a code fingerprint)."""
-    from bot.fingerprint import component_fingerprint
-
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for component in config["pipeline"]:
-        if component["name"].startswith("rasa_addons."):
-            component["code_fingerprint"] = component_fingerprint(component["name"])
-    dest.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config.yml")
@@ -108,7 +96,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "bot.build"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory(prefix="train-profile-") as tmp:
         config = Path(tmp) / "config.yml"
-        fingerprinted_config(ROOT / args.config, config)
+        write_training_config(ROOT / args.config, config)
         env["RASA_CACHE_DIRECTORY"] = str(Path(tmp) / "cache")
         cmd = [str(ROOT / ".venv/bin/rasa"), "train", "--config", str(config), "--domain", "domain.yml",
                "--data", "data", "--out", str(out.parent), "--fixed-model-name", out.name.replace(".tar.gz", ""),

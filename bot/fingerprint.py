@@ -69,3 +69,16 @@ def component_fingerprint(component: str, root: Path = ROOT) -> str:
     for path in files:
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def write_training_config(source: Path, dest: Path) -> None:
+    """The config Rasa trains with: `source` with each of our components' code fingerprint."""
+    import yaml
+
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for component in config["pipeline"]:
+        if component["name"].startswith("rasa_addons."):
+            component["code_fingerprint"] = component_fingerprint(component["name"])
+    with open(dest, "w", encoding="utf-8") as fh:
+        fh.write(f"# Generated from {source.name} with each component's code fingerprint. Do not edit.\n")
+        yaml.safe_dump(config, fh, allow_unicode=True, sort_keys=False)

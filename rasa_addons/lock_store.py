@@ -26,7 +26,7 @@ import logging
 import math
 import random
 import time
-from typing import Any, Callable, Optional, Text, Tuple, TypeVar
+from typing import Any, Callable, Optional, Text, TypeVar
 
 from rasa_addons.serving import require_rasa_version
 
@@ -89,10 +89,9 @@ class AtomicRedisLockStore(RedisLockStore):
             raise LockError(f"Error while acquiring lock. Error:\n{exc}") from exc
 
     def update_lock(self, conversation_id: Text) -> None:
-        # Expired tickets are dropped by _change itself; nothing is created for a
-        # conversation whose queue is already gone (Rasa then raises LockError).
-        if self.red.exists(self.key_prefix + conversation_id):
-            self._change(conversation_id, lambda lock: None)
+        # Expired tickets are dropped by _change itself; a queue that is already
+        # gone stays gone (an empty queue is deleted, and Rasa then raises LockError).
+        self._change(conversation_id, lambda lock: None)
 
     def finish_serving(self, conversation_id: Text, ticket_number: int) -> None:
         self._change(conversation_id, lambda lock: lock.remove_ticket_for(ticket_number))
@@ -104,9 +103,4 @@ class AtomicRedisLockStore(RedisLockStore):
 
     def save_lock(self, lock: TicketLock) -> None:
         """Replace the whole queue (Rasa's own code paths above no longer call it)."""
-        self._change(lock.conversation_id, lambda stored: _replace(stored, lock))
-
-
-def _replace(stored: TicketLock, lock: TicketLock) -> Tuple[()]:
-    stored.tickets = lock.tickets
-    return ()
+        self._change(lock.conversation_id, lambda stored: setattr(stored, "tickets", lock.tickets))
