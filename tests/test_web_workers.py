@@ -4,8 +4,8 @@ The real app (python -m bot.web) against a throwaway redis-server and the
 Rasa stub. Which worker accepted a connection is read from /proc (the
 process holding the server side of that TCP connection), so the app exposes
 nothing new. Shown: two workers answer; a client's per-endpoint limit holds
-across them (L + k requests over fresh connections: exactly k refusals, each
-with Retry-After, as with one worker); a conversation id issued by one worker
+across them (over fresh connections, the first L requests pass and every one
+after is refused with Retry-After, by either worker); a conversation id issued by one worker
 is accepted by the other (one signing key, made once in VAR_DIR).
 """
 from __future__ import annotations
