@@ -5,6 +5,7 @@ unless RASA_INTERFACE / ACTION_SERVER_INTERFACE say otherwise."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -36,6 +37,19 @@ def wait_until(url: str, deadline_s: float, proc: subprocess.Popen) -> None:
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{url} not ready after {deadline_s}s")
+
+
+def ensure_free(port: int) -> None:
+    """Refuse to start on a port something already answers on: a server left over from
+    another run would pass the readiness check and serve these tests from its own
+    (perhaps deleted) temporary folder."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise RuntimeError(f"port {port} is already in use (a server left from another test run?); "
+                               "stop it or set E2E_PORT_OFFSET") from exc
 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -75,15 +89,18 @@ class Stack:
         self.actions_url = f"http://127.0.0.1:{actions_port}"
 
     def start_web(self) -> None:
+        ensure_free(self.web_port)
         self.web = start([str(BIN / "python"), "-m", "bot.web"], self.env, self.tmp / "web.log")
         wait_until(f"{self.web_url}/api/welcome", 60, self.web)
 
     def start_actions(self) -> None:
+        ensure_free(self.actions_port)
         self.actions = start(["bash", str(SERVE), "actions", str(self.actions_port)], self.env,
                              self.tmp / "actions.log")
         wait_until(f"{self.actions_url}/health", 120, self.actions)
 
     def start_rasa(self) -> None:
+        ensure_free(self.rasa_port)
         self.rasa = start(["bash", str(SERVE), "rasa", str(self.rasa_port)], self.env, self.tmp / "rasa.log")
         wait_until(f"{self.rasa_url}/", 240, self.rasa)
 
