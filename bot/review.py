@@ -34,6 +34,7 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from .filelock import file_lock
+from .schema import create_tables
 from .text import mask_personal_data, mask_structure, strip_unsafe
 
 log = logging.getLogger(__name__)
@@ -214,16 +215,20 @@ class ReviewStore:
         # consistent within this store only.
         self.salt = salt or secrets.token_hex(32)
         self._lock = threading.Lock()
+        self._schema_lock = threading.Lock()
         self._ready = False
 
     def hash_sender(self, sender_id: str) -> str:
         return sender_hash(sender_id, self.salt)
 
     def _ensure_schema(self) -> None:
-        if not self._ready:
-            metadata.create_all(self.engine)
-            _migrate(self.engine)
-            self._ready = True
+        if self._ready:
+            return
+        with self._schema_lock:   # one thread of this process; create_tables copes with other processes
+            if not self._ready:
+                create_tables(metadata, self.engine)
+                _migrate(self.engine)
+                self._ready = True
 
     def record(self, kind: str, sender_id: str, question: str, *, intent: str | None = None,
                confidence: float | None = None, answer_id: str | None = None,

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from .schema import create_tables
 from .text import mask_personal_data
 
 ROLES = ("staff", "policy", "admin")   # each role may do everything the ones before it may
@@ -117,7 +118,7 @@ class StaffStore:
     def ensure_schema(self) -> None:
         with self._schema_lock:
             if not self._ready:
-                metadata.create_all(self.engine)
+                create_tables(metadata, self.engine)
                 self._ready = True
 
     # -- accounts ------------------------------------------------------------
