@@ -39,8 +39,10 @@ spent; a closed-loop citizen takes a new address for each conversation (a new
 person at the same seat). The knee: the highest msg/s of a level with p95
 within the limit and no errors.
 
-Per step and level: messages/s, p50/p95/p99 latency of /api/chat, errors by
-kind and replies that were the busy apology instead of an answer. Afterwards:
+Each message carries a message_id; one answered 503 "retry" or not in time is
+sent again (2, 4, 8 s later, same id), as the widget does. Per step and level:
+messages/s, p50/p95/p99 latency of /api/chat, errors by kind, resends, and
+replies that were the busy apology instead of an answer. Afterwards:
 each message the web app accepted (HTTP 200) is read back from the events
 table, per conversation and in order: lost, duplicated, or stored although
 refused; every Rasa log is scanned for lock errors and tracebacks; and the
@@ -115,6 +117,10 @@ ANSWERS = {
     "maternity_insured_employee": "孩子妈妈参加了生育保险",
 }
 MAX_CHECK_ANSWERS = 6
+# A message the web app answered 503 "retry" (or not in time) is sent again, as the widget
+# does, after 2 s, 4 s, 8 s: with the same message_id, so Rasa handles it once.
+RESENDS = 3
+RESEND_PAUSE_S = 2.0
 FEEDBACK = "没帮助"
 
 
@@ -134,6 +140,8 @@ class Step:
     apologies: int = 0
     conversations_done: int = 0
     session_errors: int = 0
+    resent: int = 0
+    delivered_after_resend: int = 0
 
     def summary(self) -> dict:
         lat = self.latencies_ms
@@ -142,7 +150,8 @@ class Step:
                 "p50_ms": round(pct(lat, 50), 1), "p95_ms": round(pct(lat, 95), 1), "p99_ms": round(pct(lat, 99), 1),
                 "errors": sum(self.errors.values()), "errors_by_kind": dict(self.errors),
                 "apologies": self.apologies, "conversations_completed": self.conversations_done,
-                "session_errors": self.session_errors}
+                "session_errors": self.session_errors, "resent": self.resent,
+                "delivered_after_resend": self.delivered_after_resend}
 
 
 class Ledger:
@@ -177,29 +186,41 @@ class Citizen:
         return {**self.headers, body["header"]: token}, token.split(".", 1)[0]
 
     async def say(self, headers: dict, sender: str, text: str) -> list[dict] | None:
-        started = time.perf_counter()
-        try:
-            async with self.http.post(f"{self.web_url}/api/chat", json={"message": text}, headers=headers) as resp:
-                payload = await resp.json(content_type=None)
-                status = resp.status
-        except asyncio.TimeoutError:
-            self.step.errors["timeout"] += 1
-            self.ledger.refused[sender].append(text)
-            return None
-        except (aiohttp.ClientError, ValueError) as exc:
-            self.step.errors[type(exc).__name__] += 1
-            self.ledger.refused[sender].append(text)
-            return None
-        if status != 200:
-            self.step.errors[f"http {status}"] += 1
-            self.ledger.refused[sender].append(text)
-            return None
-        self.step.latencies_ms.append((time.perf_counter() - started) * 1000)
-        self.ledger.accepted[sender].append(text)
-        messages = payload.get("messages") or []
-        if not messages or any(m.get("text") == self.apology for m in messages):
-            self.step.apologies += 1
-        return messages
+        """Send one message as the widget does: named with an id that stays the same on
+        every resend, and sent again after a pause when the answer is 503 "retry" or
+        does not come in time. None when it was never accepted."""
+        message_id = secrets.token_hex(12)
+        for attempt in range(RESENDS + 1):
+            if attempt:
+                self.step.resent += 1
+                await asyncio.sleep(RESEND_PAUSE_S * 2 ** (attempt - 1) + self.rng.uniform(0, 0.5))
+            started = time.perf_counter()
+            try:
+                async with self.http.post(f"{self.web_url}/api/chat", json={"message": text, "message_id": message_id},
+                                          headers=headers) as resp:
+                    payload = await resp.json(content_type=None)
+                    status = resp.status
+            except asyncio.TimeoutError:
+                self.step.errors["timeout"] += 1
+                continue
+            except (aiohttp.ClientError, ValueError) as exc:
+                self.step.errors[type(exc).__name__] += 1
+                break
+            if status != 200:
+                self.step.errors[f"http {status}"] += 1
+                if status == 503 and isinstance(payload, dict) and payload.get("retry"):
+                    continue
+                break
+            self.step.latencies_ms.append((time.perf_counter() - started) * 1000)
+            self.ledger.accepted[sender].append(text)
+            if attempt:
+                self.step.delivered_after_resend += 1
+            messages = payload.get("messages") or []
+            if not messages or any(m.get("text") == self.apology for m in messages):
+                self.step.apologies += 1
+            return messages
+        self.ledger.refused[sender].append(text)
+        return None
 
     async def wait(self, deadline: float) -> bool:
         """Pause like a person typing; False when the step ends first."""
@@ -446,7 +467,7 @@ def show(kind: str, s: dict) -> None:
     who = f"{s['users']:>4} users " if kind == "paced" else f"{s['users']:>4} at once"
     print(f"{kind:<6} {who} {s['seconds']:>6.1f} s  {s['messages']:>5} msgs  {s['msgs_per_s']:>6.2f} msg/s  "
           f"p50 {s['p50_ms']:>7.1f}  p95 {s['p95_ms']:>7.1f}  p99 {s['p99_ms']:>7.1f} ms  "
-          f"errors {s['errors']} {s['errors_by_kind'] or ''}  apologies {s['apologies']}  "
+          f"errors {s['errors']} {s['errors_by_kind'] or ''}  apologies {s['apologies']}  resent {s['resent']} "
           f"conversations {s['conversations_completed']}  load avg {s['load_avg_1m']}", flush=True)
 
 

@@ -21,6 +21,9 @@ _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE00-\uFE0F\u200B-\u20
 _CONTROL = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
 # A lone surrogate cannot be encoded as UTF-8: every database driver, opencc
 # and json-to-bytes would raise on it.
+# A client's name for one message, the same on every resend (a UUID, a timestamp with a
+# random part): what the web app and Rasa's REST channel accept as `message_id`.
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _REPEAT_PUNCT = re.compile(r"([!?,.~。！？，、…])\1+")

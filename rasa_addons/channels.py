@@ -6,6 +6,9 @@ Same URL and payload as Rasa's `rest` channel (/webhooks/rest/webhook), plus:
   masked before Rasa (and its tracker store) sees it, in the text and in the
   request's `metadata`; lone surrogates and control characters are replaced;
 - empty or over-long messages get a clear answer without reaching the model;
+- a message may carry the client's `message_id` (the same on every resend):
+  a message already in the conversation is answered again from it, never
+  handled and stored twice (rasa_addons/serving.py);
 - if no reply comes within the deadline, or the action server failed and
   nothing was said, the citizen gets an apology and the hotline, never silence.
 
@@ -15,9 +18,9 @@ uses this one.
 from __future__ import annotations
 
 import asyncio
-import time
 import json
 import logging
+import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
@@ -27,7 +30,7 @@ from sanic.response import HTTPResponse
 
 from bot.config import load_settings
 from bot.render import busy_apology
-from bot.text import mask_personal_data, mask_structure, strip_unsafe
+from bot.text import MESSAGE_ID, mask_personal_data, mask_structure, strip_unsafe
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +136,17 @@ class SafeRestInput(InputChannel):
                     or strip_unsafe(sender) != sender):
                 return response.json({"error": "sender 必须是非空字符串（最多128个字符，不含控制字符） / sender must be a printable string"},
                                      status=400)
+            message_id = body.get("message_id")
+            if message_id is not None and not (isinstance(message_id, str) and MESSAGE_ID.fullmatch(message_id)):
+                return response.json({"error": "message_id 须为8到64个字母、数字或 - _ . : / message_id must be "
+                                               "8-64 letters, digits or - _ . :"}, status=400)
             refused = refusal(text, settings)
             if refused:
                 return response.json([{"recipient_id": sender, "text": refused}])
             metadata = masked_metadata(body.get("metadata"))
             collector = WholeMessageCollector()
-            message = UserMessage(sanitise(text), collector, sender, input_channel=self.name(), metadata=metadata)
+            message = UserMessage(sanitise(text), collector, sender, input_channel=self.name(), metadata=metadata,
+                                  message_id=message_id)
             started = time.monotonic()
             handled = await handled_in_time(on_new_message, message)
             if conversation_store_failed(sender, started):

@@ -36,11 +36,26 @@ and, inside an eligibility check, the active form, so the check goes on where
 it was. The chat history still shows the whole conversation (the history API
 reads all sessions). Time-based expiry (`session_config` in domain.yml) is
 unchanged and still starts afresh.
+
+Resent messages. A client that got no answer in time (the web app gives up
+after its timeout and the widget keeps the message) sends the same message
+again, while Rasa may still have handled the first copy: it was then stored
+and answered twice. A client now names each message (`message_id` in the REST
+body, the same id on every resend; Rasa stores it on the user event). Before
+handling a message, the processor looks for a user event with that id in the
+conversation it has just read: when there is one, the replies that followed it
+are sent again and nothing is stored. The look-up runs inside the
+conversation's lock (Agent.handle_message), so a resend that arrives while the
+first copy is being handled waits for it and then finds it, and it reads the
+tracker Rasa reads anyway: no extra round trip to the tracker store.
 """
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, List, Optional, Text
+
+log = logging.getLogger(__name__)
 
 # The one Rasa version the patches below were written against (pyproject.toml pins it).
 RASA_VERSION = "3.6.21"
@@ -190,6 +205,63 @@ def _patch_sessions(processor_cls, session_start_cls) -> None:
     session_start_cls.run = run
 
 
+def earlier_replies(tracker, message_id: Optional[Text]) -> Optional[List[Dict[Text, Any]]]:
+    """The replies sent after the user message with this id, as output-channel
+    messages, or None when the conversation has no message with this id."""
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    if not message_id:
+        return None
+    events = list(tracker.events)
+    for at in range(len(events) - 1, -1, -1):
+        event = events[at]
+        if isinstance(event, UserUttered) and event.message_id == message_id:
+            replies = []
+            for later in events[at + 1:]:
+                if isinstance(later, UserUttered):
+                    break
+                if isinstance(later, BotUttered):
+                    data = {k: v for k, v in (later.data or {}).items() if v is not None}
+                    replies.append({"text": later.text, **data} if later.text else data)
+            return replies
+    return None
+
+
+def _patch_resends(processor_cls) -> None:
+    from rasa.core.channels.channel import CollectingOutputChannel
+    from rasa.shared.data import TrainingType
+    from rasa.shared.utils.io import raise_warning
+
+    async def handle_message(self, message):
+        """Rasa 3.6.21's MessageProcessor.handle_message (log_message inlined), which
+        answers a message already in the conversation from what was sent then."""
+        tracker = await self.fetch_tracker_and_update_session(
+            message.sender_id, message.output_channel, message.metadata)
+        replies = earlier_replies(tracker, message.message_id)
+        if replies is not None:
+            log.info("message %s was resent: answered from the conversation, not handled again",
+                     message.message_id)
+            for reply in replies:
+                await message.output_channel.send_response(message.sender_id, reply)
+            if isinstance(message.output_channel, CollectingOutputChannel):
+                return message.output_channel.messages
+            return None
+        await self._handle_message_with_tracker(message, tracker)
+        if self.model_metadata.training_type == TrainingType.NLU:
+            await self.save_tracker(tracker)
+            raise_warning("No core model. Skipping action prediction and execution.")
+            return None
+        tracker = await self.run_action_extract_slots(message.output_channel, tracker)
+        await self._run_prediction_loop(message.output_channel, tracker)
+        await self.run_anonymization_pipeline(tracker)
+        await self.save_tracker(tracker)
+        if isinstance(message.output_channel, CollectingOutputChannel):
+            return message.output_channel.messages
+        return None
+
+    processor_cls.handle_message = handle_message
+
+
 def install() -> None:
     """Idempotent: install the fixes once per process, on the one Rasa version they fit."""
     global _installed
@@ -202,5 +274,6 @@ def install() -> None:
 
     RemoteAction._validate_action_result = validate_action_result
     _patch_sessions(MessageProcessor, ActionSessionStart)
+    _patch_resends(MessageProcessor)
     Event.resolve_by_type = staticmethod(resolve_event_by_type)
     _installed = True

@@ -107,6 +107,22 @@ def test_rest_channel_refuses_unusable_senders(channel, sender):
     assert seen == []
 
 
+def test_rest_channel_passes_the_clients_message_id_on(channel):
+    app, seen = channel
+    post(app, {"sender": "citizen-1", "message": "产假几天", "message_id": "1764500000000-9f3a6c"})
+    post(app, {"sender": "citizen-1", "message": "产假几天"})
+    assert seen[0].message_id == "1764500000000-9f3a6c"
+    assert seen[1].message_id and seen[1].message_id != seen[0].message_id  # Rasa's own when none is sent
+
+
+@pytest.mark.parametrize("message_id", ["short", "x" * 65, "含中文的编号12345", "a b c d e f g h", 12345678, ["x"]])
+def test_rest_channel_refuses_unusable_message_ids(channel, message_id):
+    app, seen = channel
+    resp = post(app, {"sender": "citizen-1", "message": "你好", "message_id": message_id})
+    assert resp.status == 400 and "message_id" in resp.json["error"]
+    assert seen == []
+
+
 def test_rest_channel_reads_a_leading_slash_as_text(channel):
     app, seen = channel
     post(app, {"sender": "citizen-1", "message": "  /restart"})

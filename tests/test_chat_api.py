@@ -95,6 +95,30 @@ def test_session_issues_a_signed_id_rasa_sees_only_its_value(tmp_path, rasa):
     assert rasa.received[-1]["sender"] == token.split(".")[0]
 
 
+def test_the_widgets_message_id_goes_on_to_rasa(tmp_path, rasa):
+    app = make_app(tmp_path, rasa_url=rasa.url)
+    token = new_id(app)
+    assert chat(app, {"message": "产假几天", "message_id": "1764500000000-9f3a6c"}, token).status == 200
+    assert rasa.received[-1] == {"sender": token.split(".")[0], "message": "产假几天",
+                                 "message_id": "1764500000000-9f3a6c"}
+    assert chat(app, {"message": "产假几天"}, token).status == 200
+    assert "message_id" not in rasa.received[-1]
+
+
+@pytest.mark.parametrize("message_id", ["", "short", "x" * 65, "<script>12345", 123456789, None])
+def test_an_unusable_message_id_is_refused_in_chinese(tmp_path, rasa, message_id):
+    app = make_app(tmp_path, rasa_url=rasa.url)
+    sent = len(rasa.received)
+    body = {"message": "产假几天", "message_id": message_id}
+    resp = chat(app, body, new_id(app))
+    if message_id is None:  # JSON null: no id, as when the field is left out
+        assert resp.status == 200
+        return
+    assert resp.status == 400 and resp.json["error"]["field"] == "message_id"
+    assert "消息编号" in resp.json["error"]["message_zh"]
+    assert len(rasa.received) == sent
+
+
 def test_ids_differ_per_session(app):
     assert new_id(app) != new_id(app)
 

@@ -328,3 +328,40 @@ def test_carried_slots_do_not_pile_up_over_sessions(domain):
     # Rasa's own carry-over would copy 3, then 5, then 7 events here.
     assert carried_per_session == [[SlotSet("hukou_ordos", False)]] * 3
     assert tracker.get_slot("hukou_ordos") is False
+
+
+def _conversation(domain, *, stored=False):
+    """Two answered messages with ids, as Rasa's tracker holds them (or, stored=True,
+    as read back from the tracker store's JSON)."""
+    from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    answer = BotUttered("育儿假每年10天。", {"buttons": [{"title": "有帮助", "payload": "有帮助"}],
+                                          "custom": {"clauses": ["2.4.3"], "kind": "answer"}})
+    events = [SessionStarted(), ActionExecuted("action_listen"),
+              UserUttered("育儿假几天", {"name": "ask_parental_leave", "confidence": 0.9}, message_id="m-0001-aaaa"),
+              ActionExecuted("action_respond"), answer, BotUttered("这个回答对您有帮助吗？"),
+              ActionExecuted("action_listen"),
+              UserUttered("产假呢", {"name": "ask_maternity_leave", "confidence": 0.9}, message_id="m-0002-bbbb"),
+              ActionExecuted("action_respond"), BotUttered("产假按条例执行。"), ActionExecuted("action_listen")]
+    tracker = DialogueStateTracker.from_events("citizen", events, domain.slots)
+    if stored:
+        tracker = DialogueStateTracker.from_dict("citizen", [e.as_dict() for e in tracker.events], domain.slots)
+    return tracker
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_a_resent_message_finds_the_replies_it_got(domain, stored):
+    tracker = _conversation(domain, stored=stored)
+    assert serving.earlier_replies(tracker, "m-0001-aaaa") == [
+        {"text": "育儿假每年10天。", "buttons": [{"title": "有帮助", "payload": "有帮助"}],
+         "custom": {"clauses": ["2.4.3"], "kind": "answer"}},
+        {"text": "这个回答对您有帮助吗？"}]
+    assert serving.earlier_replies(tracker, "m-0002-bbbb") == [{"text": "产假按条例执行。"}]
+
+
+def test_a_new_message_id_is_handled_as_new(domain):
+    tracker = _conversation(domain)
+    assert serving.earlier_replies(tracker, "m-0003-cccc") is None
+    assert serving.earlier_replies(tracker, None) is None
+

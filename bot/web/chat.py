@@ -9,7 +9,10 @@ POST /api/chat forwards a citizen's message to Rasa's REST channel after
 checking it (JSON from this site or a listed host site, length, rate, id) and
 masking personal numbers. When Rasa cannot be reached or does not answer in
 time the answer is 503 with "retry": true, and the widget keeps the message and
-sends it again; it is never answered as if it had been delivered.
+sends it again; it is never answered as if it had been delivered. The widget
+names each message (`message_id`, the same on every resend) and the id goes on
+to Rasa, which answers a message it already has from the conversation instead
+of handling and storing it twice.
 GET /api/history returns the conversation (for reloads), never cached.
 GET /ready reports the web app, Rasa and the action server.
 """
@@ -26,7 +29,7 @@ from sanic import Blueprint
 from sanic.response import json as json_response
 
 from ..render import busy_apology
-from ..text import mask_personal_data
+from ..text import MESSAGE_ID, mask_personal_data
 from . import ApiError
 from .api import clean_text, json_body, require_json
 from .conversations import HEADER as CONVERSATION_HEADER
@@ -107,7 +110,7 @@ async def chat(request):
     require_json(request)
     sender = conversation_of(request)
     body = json_body(request)
-    unknown_keys = set(body) - {"message"}
+    unknown_keys = set(body) - {"message", "message_id"}
     if unknown_keys:
         key = sorted(unknown_keys)[0]
         raise ApiError(400, key, f"未知的字段：{key}", f"unknown field '{key}'")
@@ -121,6 +124,12 @@ async def chat(request):
         raise ApiError(400, "message", f"消息太长了（最多{settings.max_message_chars}个字），请精简后再发送",
                        f"'message' is longer than {settings.max_message_chars} characters")
     payload = {"sender": sender, "message": mask_personal_data(message)}
+    message_id = body.get("message_id")
+    if message_id is not None:
+        if not isinstance(message_id, str) or not MESSAGE_ID.fullmatch(message_id):
+            raise ApiError(400, "message_id", "消息编号无效，请刷新页面后重试",
+                           "'message_id' must be 8-64 letters, digits or - _ . :")
+        payload["message_id"] = message_id
     try:
         replies = await _send_to_rasa(request.app.ctx.http, settings, payload)
     except RasaUnavailable as exc:

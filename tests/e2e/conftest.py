@@ -102,7 +102,8 @@ class Stack:
     def start_rasa(self) -> None:
         ensure_free(self.rasa_port)
         self.rasa = start(["bash", str(SERVE), "rasa", str(self.rasa_port)], self.env, self.tmp / "rasa.log")
-        wait_until(f"{self.rasa_url}/", 240, self.rasa)
+        # /status answers only with this run's token: a Rasa from another run is never taken for ours.
+        wait_until(f"{self.rasa_url}/status?token={self.env['RASA_TOKEN']}", 240, self.rasa)
 
     def say(self, sender: str, text: str, timeout: float = 30) -> list[dict]:
         resp = requests.post(f"{self.rasa_url}/webhooks/rest/webhook",

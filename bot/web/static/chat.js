@@ -197,11 +197,13 @@
   function showBanner(text) { banner.textContent = text; banner.hidden = false; }
   function hideBanner() { banner.hidden = true; banner.textContent = ""; }
 
-  function post(message) {
+  // The outbox item's id goes with the message, the same on every resend: a message the
+  // assistant already has (its answer was lost on the way back) is answered again, never twice.
+  function post(item) {
     return session().then(function (id) {
       return fetch("/api/chat", {
         method: "POST", headers: withId({ "content-type": "application/json" }, id),
-        body: JSON.stringify({ message: message })
+        body: JSON.stringify({ message: item.text, message_id: item.id })
       });
     }, function (err) {
       if (err && err.response) return err.response;  // the server refused a new conversation: its answer counts
@@ -255,7 +257,7 @@
     sending = true;
     typing.hidden = false;
     var item = items[0];
-    post(item.text).then(function (res) {
+    post(item).then(function (res) {
       sending = false; typing.hidden = true;
       var error = (res.body && res.body.error) || {};
       if (res.status === 200 && res.body && Array.isArray(res.body.messages)) {
