@@ -103,10 +103,11 @@ def create_app(config: dict[str, Any] | None = None) -> Sanic:
         import asyncio
 
         from ..retention import purge
+        from ..review import get_review_store
         from .background import alone
 
-        def purge_alone():   # every worker schedules it; one at a time does it
-            with alone(settings.var_dir, "retention") as mine:
+        def purge_alone():   # every worker (and replica, on PostgreSQL) schedules it; one at a time does it
+            with alone(settings.var_dir, "retention", get_review_store(settings).engine) as mine:
                 if mine:
                     purge(settings)
 

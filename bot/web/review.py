@@ -118,7 +118,7 @@ def _warm_up(app) -> None:
 
 def _maintain(app, cycle: int) -> None:
     """One round of the scan (and, every few, the statistics), by one worker process at a time."""
-    with alone(app.ctx.settings.var_dir, "review-maintenance") as mine:
+    with alone(app.ctx.settings.var_dir, "review-maintenance", app.ctx.review.engine) as mine:
         if mine:
             _scan(app)
             if cycle % STATISTICS_EVERY_SCANS == 0:
