@@ -289,6 +289,19 @@ class ReviewStore:
             self._drain()
         return len(self._spool_lines()) if self.spool else 0
 
+    def recorded_since(self, kind: str, sender_id: str, question: str, since: dt.datetime) -> bool:
+        """Whether this sender's question (as it would be stored) is already an item of
+        `kind` created at or after `since` (UTC): how every process of the cluster
+        tells a repeat from a new item."""
+        self._ensure_schema()
+        c = review_items.c
+        query = sa.select(c.id).where(
+            c.kind == kind, c.sender == self.hash_sender(str(sender_id)),
+            c.question == mask_personal_data(str(question or "")[: MAX_STORED_CHARS * 2])[:MAX_STORED_CHARS],
+            c.created_at >= since.replace(microsecond=0)).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def items(self, kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         self._ensure_schema()
         query = sa.select(review_items).order_by(review_items.c.id.desc()).limit(limit)

@@ -2,6 +2,7 @@
 would do, eligibility, flags and zero-result searches in the review store; and
 each answer's 口播稿 held to the plan like the answer text."""
 import dataclasses
+import datetime as dt
 import http.server
 import json
 import re
@@ -216,6 +217,24 @@ def test_zero_result_search_is_recorded_once(agent, staff_app):
     assert agent.post("/desk/api/no-result", {"query": query}).json["recorded"] is False
     items = [i for i in staff_app.ctx.review.items(kind="desk_no_result") if i["question"] == query]
     assert len(items) == 1 and json.loads(items[0]["detail"])["by"] == "sam"
+
+
+def test_a_zero_result_search_recorded_by_another_worker_is_not_recorded_again(agent, staff_app):
+    """Another worker or replica has its own memory: the review store says it is a repeat."""
+    query = "金星移民签证"
+    assert agent.post("/desk/api/no-result", {"query": query}).json == {"recorded": True}
+    staff_app.ctx.desk_no_results.clear()          # as a process that has not seen it
+    assert agent.post("/desk/api/no-result", {"query": query}).json == {"recorded": False,
+                                                                       "reason": "already_recorded"}
+    assert len([i for i in staff_app.ctx.review.items(kind="desk_no_result") if i["question"] == query]) == 1
+
+
+def test_a_zero_result_search_an_hour_later_is_recorded_again(agent, staff_app):
+    query = "土星移民签证"
+    review = staff_app.ctx.review
+    review.record_at(dt.datetime.utcnow() - dt.timedelta(minutes=61), "desk_no_result", "desk:sam", query)
+    assert agent.post("/desk/api/no-result", {"query": query}).json == {"recorded": True}
+    assert len([i for i in review.items(kind="desk_no_result") if i["question"] == query]) == 2
 
 
 def test_a_search_with_answers_is_not_recorded_as_zero_result(agent, staff_app):

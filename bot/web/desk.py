@@ -20,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Blueprint
+from sqlalchemy.exc import SQLAlchemyError
 from sanic.response import html, json as json_response, redirect
 
 from ..auth import (LOCKED_LOGIN, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_EXPIRED, WRONG_LOGIN, LoginGuard,
@@ -369,7 +370,9 @@ async def flag(request):
 @bp.post("/desk/api/no-result")
 @require_role("staff")
 async def no_result(request):
-    """A search that found no answer, once per agent and query an hour (the server re-checks it)."""
+    """A search that found no answer, once per agent and query an hour (the server re-checks it).
+    A repeat is told from this process's memory and, across workers and replicas, from the
+    review store itself."""
     app, staff = request.app, request.ctx.staff
     body = json_body(request)
     query = _text_field(body, "query", MAX_QUERY_CHARS, required=True)
@@ -381,7 +384,15 @@ async def no_result(request):
     if len(seen) > 10_000:
         seen.clear()
     seen[key] = now
-    await _blocking(_review(app).record, "desk_no_result", f"desk:{staff.name}", query, detail={"by": staff.name})
+    review, sender = _review(app), f"desk:{staff.name}"
+    since = dt.datetime.utcnow() - dt.timedelta(seconds=NO_RESULT_MEMORY_S)
+    try:
+        repeat = await _blocking(review.recorded_since, "desk_no_result", sender, query, since)
+    except SQLAlchemyError:    # the database is down: record() spools the item, nothing is lost
+        repeat = False
+    if repeat:
+        return json_response({"recorded": False, "reason": "already_recorded"})
+    await _blocking(review.record, "desk_no_result", sender, query, detail={"by": staff.name})
     return json_response({"recorded": True})
 
 
