@@ -198,6 +198,11 @@ def _database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (OperationalError, DisconnectionError, PoolTimeoutError, ConnectionError, TimeoutError))
 
 
+def stored_question(question: Any) -> str:
+    """A question as the store keeps it: masked (with its context), then cut to MAX_STORED_CHARS."""
+    return mask_personal_data(str(question or "")[: MAX_STORED_CHARS * 2])[:MAX_STORED_CHARS]
+
+
 class ReviewStore:
     def __init__(self, url: str, spool: Path | None = None, *, salt: str | None = None,
                  connect_timeout_s: float = CONNECT_TIMEOUT_S):
@@ -297,7 +302,7 @@ class ReviewStore:
         c = review_items.c
         query = sa.select(c.id).where(
             c.kind == kind, c.sender == self.hash_sender(str(sender_id)),
-            c.question == mask_personal_data(str(question or "")[: MAX_STORED_CHARS * 2])[:MAX_STORED_CHARS],
+            c.question == stored_question(question),
             c.created_at >= since.replace(microsecond=0)).limit(1)
         with self.engine.connect() as conn:
             return conn.execute(query).first() is not None
@@ -312,7 +317,6 @@ class ReviewStore:
 
     # -- rows ----------------------------------------------------------------
     def _row(self, kind, sender_id, question, intent, confidence, answer_id, detail) -> dict[str, Any]:
-        question = str(question or "")[: MAX_STORED_CHARS * 2]   # mask with context, then cut
         if detail:
             try:
                 detail_text = json.dumps(mask_structure(detail), ensure_ascii=False)
@@ -322,7 +326,7 @@ class ReviewStore:
             detail_text = None
         return {"created_at": dt.datetime.utcnow().replace(microsecond=0), "kind": kind,
                 "sender": self.hash_sender(str(sender_id)),
-                "question": mask_personal_data(question)[:MAX_STORED_CHARS],
+                "question": stored_question(question),
                 "intent": _short(intent), "confidence": _number(confidence), "answer_id": _short(answer_id),
                 "detail": strip_unsafe(detail_text) if detail_text else None, "status": "new"}
 

@@ -21,10 +21,10 @@ _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE00-\uFE0F\u200B-\u20
 _CONTROL = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]")
 # A lone surrogate cannot be encoded as UTF-8: every database driver, opencc
 # and json-to-bytes would raise on it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # A client's name for one message, the same on every resend (a UUID, a timestamp with a
 # random part): what the web app and Rasa's REST channel accept as `message_id`.
-MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{8,64}")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _REPEAT_PUNCT = re.compile(r"([!?,.~。！？，、…])\1+")
 
@@ -39,6 +39,11 @@ _RUN = re.compile(r"\+?[0-9](?:[ \-.()]{0,3}[0-9])*(?:[Xx](?![A-Za-z]))?")
 _GROUP = re.compile(r"[0-9]+[Xx]?")
 _PHONE_WORDS = re.compile(r"(?:电话|座机|固话|手机|联系方式|号码|打给|致电|tel|phone)[^0-9]{0,6}$", re.IGNORECASE)
 _MAX_CANDIDATE_DIGITS = 22
+
+
+def is_message_id(value: object) -> bool:
+    """Whether `value` is a usable client message id (8-64 letters, digits or - _ . :)."""
+    return isinstance(value, str) and _MESSAGE_ID.fullmatch(value) is not None
 
 
 def strip_unsafe(text: str) -> str:

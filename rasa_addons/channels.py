@@ -30,7 +30,7 @@ from sanic.response import HTTPResponse
 
 from bot.config import load_settings
 from bot.render import busy_apology
-from bot.text import MESSAGE_ID, mask_personal_data, mask_structure, strip_unsafe
+from bot.text import is_message_id, mask_personal_data, mask_structure, strip_unsafe
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class SafeRestInput(InputChannel):
                 return response.json({"error": "sender 必须是非空字符串（最多128个字符，不含控制字符） / sender must be a printable string"},
                                      status=400)
             message_id = body.get("message_id")
-            if message_id is not None and not (isinstance(message_id, str) and MESSAGE_ID.fullmatch(message_id)):
+            if message_id is not None and not is_message_id(message_id):
                 return response.json({"error": "message_id 须为8到64个字母、数字或 - _ . : / message_id must be "
                                                "8-64 letters, digits or - _ . :"}, status=400)
             refused = refusal(text, settings)

@@ -212,18 +212,15 @@ def earlier_replies(tracker, message_id: Optional[Text]) -> Optional[List[Dict[T
 
     if not message_id:
         return None
-    events = list(tracker.events)
-    for at in range(len(events) - 1, -1, -1):
-        event = events[at]
-        if isinstance(event, UserUttered) and event.message_id == message_id:
+    replies: List[Dict[Text, Any]] = []   # the bot messages after the user message met last
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            if event.message_id == message_id:
+                return replies[::-1]
             replies = []
-            for later in events[at + 1:]:
-                if isinstance(later, UserUttered):
-                    break
-                if isinstance(later, BotUttered):
-                    data = {k: v for k, v in (later.data or {}).items() if v is not None}
-                    replies.append({"text": later.text, **data} if later.text else data)
-            return replies
+        elif isinstance(event, BotUttered):
+            data = {k: v for k, v in (event.data or {}).items() if v is not None}
+            replies.append({"text": event.text, **data} if event.text else data)
     return None
 
 

@@ -29,7 +29,7 @@ from sanic import Blueprint
 from sanic.response import json as json_response
 
 from ..render import busy_apology
-from ..text import MESSAGE_ID, mask_personal_data
+from ..text import is_message_id, mask_personal_data
 from . import ApiError
 from .api import clean_text, json_body, require_json
 from .conversations import HEADER as CONVERSATION_HEADER
@@ -126,7 +126,7 @@ async def chat(request):
     payload = {"sender": sender, "message": mask_personal_data(message)}
     message_id = body.get("message_id")
     if message_id is not None:
-        if not isinstance(message_id, str) or not MESSAGE_ID.fullmatch(message_id):
+        if not is_message_id(message_id):
             raise ApiError(400, "message_id", "消息编号无效，请刷新页面后重试",
                            "'message_id' must be 8-64 letters, digits or - _ . :")
         payload["message_id"] = message_id

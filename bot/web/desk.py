@@ -20,8 +20,8 @@ from urllib.parse import quote
 import aiohttp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Blueprint
-from sqlalchemy.exc import SQLAlchemyError
 from sanic.response import html, json as json_response, redirect
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..auth import (LOCKED_LOGIN, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_EXPIRED, WRONG_LOGIN, LoginGuard,
                     SessionStore, clear_cookie, csrf_ok, current_session, require_role, safe_next, set_cookie,

@@ -105,9 +105,9 @@ class Stack:
         # /status answers only with this run's token: a Rasa from another run is never taken for ours.
         wait_until(f"{self.rasa_url}/status?token={self.env['RASA_TOKEN']}", 240, self.rasa)
 
-    def say(self, sender: str, text: str, timeout: float = 30) -> list[dict]:
-        resp = requests.post(f"{self.rasa_url}/webhooks/rest/webhook",
-                             json={"sender": sender, "message": text}, timeout=timeout)
+    def say(self, sender: str, text: str, timeout: float = 30, message_id: str | None = None) -> list[dict]:
+        body = {"sender": sender, "message": text, **({"message_id": message_id} if message_id else {})}
+        resp = requests.post(f"{self.rasa_url}/webhooks/rest/webhook", json=body, timeout=timeout)
         resp.raise_for_status()
         return resp.json()
 

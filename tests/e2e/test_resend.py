@@ -11,28 +11,21 @@ import requests
 pytestmark = pytest.mark.e2e
 
 
-def say(stack, sender, text, message_id=None):
-    body = {"sender": sender, "message": text, **({"message_id": message_id} if message_id else {})}
-    resp = requests.post(f"{stack.rasa_url}/webhooks/rest/webhook", json=body, timeout=30)
-    resp.raise_for_status()
-    return resp.json()
-
-
 def user_events(stack, sender):
     return [e for e in stack.tracker(sender)["events"] if e["event"] == "user"]
 
 
 def test_the_same_message_sent_twice_is_answered_twice_and_stored_once(stack):
     me = "e2e-" + uuid.uuid4().hex
-    say(stack, me, "我是本地户口，生了老三")
-    first = say(stack, me, "育儿补贴能领吗", "m-" + "1" * 12)
+    stack.say(me, "我是本地户口，生了老三")
+    first = stack.say(me, "育儿补贴能领吗", message_id="m-" + "1" * 12)
     events_after_first = len(stack.tracker(me)["events"])
-    again = say(stack, me, "育儿补贴能领吗", "m-" + "1" * 12)
+    again = stack.say(me, "育儿补贴能领吗", message_id="m-" + "1" * 12)
     assert again == first and any("育儿补贴" in m.get("text", "") for m in first)
     assert len(stack.tracker(me)["events"]) == events_after_first   # nothing stored for the copy
     assert [e["text"] for e in user_events(stack, me)] == ["我是本地户口，生了老三", "育儿补贴能领吗"]
     # A new id is a new message, even with the same words.
-    say(stack, me, "育儿补贴能领吗", "m-" + "2" * 12)
+    stack.say(me, "育儿补贴能领吗", message_id="m-" + "2" * 12)
     assert [e["message_id"] for e in user_events(stack, me)][-2:] == ["m-" + "1" * 12, "m-" + "2" * 12]
 
 
@@ -44,7 +37,7 @@ def test_copies_sent_at_the_same_moment_are_handled_once(stack):
 
     def send():
         start.wait()
-        answers.append(say(stack, me, "产假有多少天", "m-" + "3" * 12))
+        answers.append(stack.say(me, "产假有多少天", message_id="m-" + "3" * 12))
 
     threads = [threading.Thread(target=send) for _ in range(4)]
     for t in threads:
